@@ -1,0 +1,76 @@
+using System.Runtime.InteropServices;
+
+namespace AsyncioRaw.Interop;
+
+// import.h, pythonrun.h, moduleobject.h, methodobject.h, weakrefobject.h, context.h.
+// All calls require the GIL.
+internal static unsafe partial class CPython
+{
+    /// <returns>New reference, or NULL with an exception set.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial PyObject* PyImport_ImportModule(byte* name);
+
+    /// <returns>New reference to a code object, or NULL with an exception set.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial PyObject* Py_CompileString(byte* str, byte* filename, int start);
+
+    internal const int Py_single_input = 256;
+    internal const int Py_file_input = 257;
+    internal const int Py_eval_input = 258;
+
+    /// <returns>New reference, or NULL with an exception set.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial PyObject* PyModule_New(byte* name);
+
+    /// <returns>Borrowed reference to the module's __dict__.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial PyObject* PyModule_GetDict(PyObject* module);
+
+    /// <summary>ml must outlive the function object (we allocate method defs once, natively, for the process).</summary>
+    /// <returns>New reference, or NULL with an exception set.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial PyObject* PyCFunction_NewEx(PyMethodDef* ml, PyObject* self, PyObject* module);
+
+    internal const int METH_VARARGS = 0x0001;
+    internal const int METH_KEYWORDS = 0x0002;
+    internal const int METH_NOARGS = 0x0004;
+    internal const int METH_O = 0x0008;
+    internal const int METH_FASTCALL = 0x0080;
+
+    /// <summary>callback may be NULL; it is called with the weakref when ob dies.</summary>
+    /// <returns>New reference, or NULL with an exception set.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial PyObject* PyWeakref_NewRef(PyObject* ob, PyObject* callback);
+
+    /// <summary>Deprecated in 3.13 (PyWeakref_GetRef); still exported through 3.13.</summary>
+    /// <returns>Borrowed reference, or None when the referent is dead.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial PyObject* PyWeakref_GetObject(PyObject* @ref);
+
+    /// <returns>New reference to a copy of the current context, or NULL with an exception set.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial PyObject* PyContext_CopyCurrent();
+
+    /// <returns>0, or -1 with RuntimeError set if ctx is already entered.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial int PyContext_Enter(PyObject* ctx);
+
+    [LibraryImport(Libraries.Python)]
+    internal static partial int PyContext_Exit(PyObject* ctx);
+}
+
+// pycapsule.h: a Python object carrying a native pointer; we use it to own GCHandles.
+internal static unsafe partial class CPython
+{
+    /// <summary>destructor runs (with the GIL) when the capsule dies; may be NULL.</summary>
+    /// <returns>New reference, or NULL with an exception set.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial PyObject* PyCapsule_New(void* pointer, byte* name, delegate* unmanaged<PyObject*, void> destructor);
+
+    /// <returns>The pointer, or NULL with an exception set (not a capsule, or another name).</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial void* PyCapsule_GetPointer(PyObject* capsule, byte* name);
+
+    [LibraryImport(Libraries.Python)]
+    internal static partial int PyCapsule_IsValid(PyObject* capsule, byte* name);
+}

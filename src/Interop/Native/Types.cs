@@ -1,0 +1,55 @@
+using System.Runtime.InteropServices;
+
+namespace AsyncioRaw.Interop;
+
+// Struct names are the C names so that the native-headers check can compare
+// sizeof/offsetof against Python.h. Only structs whose layout is the same on every
+// supported (non-free-threaded) CPython 3.9-3.13 build are declared with fields.
+
+/// <summary>The object header (<c>PyObject_HEAD</c>): 16 bytes on every supported build.
+/// We read <c>ob_type</c> only; reference counts go through <c>Py_IncRef</c>/<c>Py_DecRef</c>
+/// because 3.12's immortal objects changed what a raw increment means.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct PyObject
+{
+    public nint ob_refcnt;
+    public PyTypeObject* ob_type;
+}
+
+/// <summary>Opaque: <c>PyTypeObject</c>'s layout differs between versions; never read its fields.</summary>
+internal struct PyTypeObject;
+
+/// <summary>Opaque.</summary>
+internal struct PyThreadState;
+
+internal enum PyGILState_STATE
+{
+    PyGILState_LOCKED = 0,
+    PyGILState_UNLOCKED = 1,
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct PyMethodDef
+{
+    public byte* ml_name;
+    public void* ml_meth;
+    public int ml_flags;
+    public byte* ml_doc;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct PyType_Slot
+{
+    public int slot;
+    public void* pfunc;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct PyType_Spec
+{
+    public byte* name;
+    public int basicsize;
+    public int itemsize;
+    public uint flags;
+    public PyType_Slot* slots;
+}

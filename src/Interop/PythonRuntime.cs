@@ -1,0 +1,131 @@
+using AsyncioRaw.Interop;
+
+namespace AsyncioRaw;
+
+/// <summary>The interpreter's life in this process: initialize once, finalize once.</summary>
+public static unsafe class PythonRuntime
+{
+    internal enum RuntimeState { NotInitialized, Running, Finalizing, Finalized }
+
+    private static readonly object s_lock = new();
+    private static volatile RuntimeState s_state;
+    private static int s_initThreadId;
+
+    internal static RuntimeState State => s_state;
+
+    public static bool IsInitialized => s_state == RuntimeState.Running;
+
+    /// <summary>True when Python was already initialized by the host (we were loaded by Python)
+    /// and this library must not finalize it.</summary>
+    public static bool InitializedByHost { get; private set; }
+
+    /// <summary>
+    /// Loads libpython if needed and initializes the interpreter. Idempotent, thread-safe, and a
+    /// no-op apart from bookkeeping when the host already initialized Python.
+    /// </summary>
+    /// <param name="installSignalHandlers">Install Python's SIGINT handler, so Ctrl-C raises
+    /// KeyboardInterrupt in the event loop on the main thread (what a Python program does).</param>
+    public static void Initialize(bool installSignalHandlers = true)
+    {
+        if (s_state == RuntimeState.Running) return;
+        lock (s_lock)
+        {
+            switch (s_state)
+            {
+                case RuntimeState.Running: return;
+                case RuntimeState.Finalizing or RuntimeState.Finalized:
+                    throw new InvalidOperationException(
+                        "Python was finalized in this process and cannot be initialized again " +
+                        "(C extension modules such as _asyncio do not survive re-initialization).");
+            }
+            PythonLibrary.Load();
+            if (CPython.Py_IsInitialized() != 0)
+            {
+                InitializedByHost = true;
+                s_state = RuntimeState.Running;
+            }
+            else
+            {
+                CPython.Py_InitializeEx(installSignalHandlers ? 1 : 0);
+                s_initThreadId = Environment.CurrentManagedThreadId;
+                s_state = RuntimeState.Running;
+                // Py_InitializeEx left this thread holding the GIL: account for it, then let it go
+                // so any thread can take it.
+                Gil.AdoptInitialHold();
+                Gil.Exit();
+            }
+            using (Gil.Acquire())
+                ExceptionBridge.Initialize();
+        }
+    }
+
+    /// <summary>
+    /// Finalizes the interpreter. Must be called on the thread that initialized it, after event
+    /// loops are stopped. Waits up to <paramref name="timeout"/> for other threads to leave the
+    /// GIL; Python objects still referenced from .NET become inert (their release is a no-op).
+    /// </summary>
+    public static void Shutdown(TimeSpan? timeout = null)
+    {
+        lock (s_lock)
+        {
+            if (s_state != RuntimeState.Running) return;
+            if (InitializedByHost)
+                throw new InvalidOperationException("Python was initialized by the host process; only the host can finalize it.");
+            if (Environment.CurrentManagedThreadId != s_initThreadId)
+                throw new InvalidOperationException(
+                    $"Python must be finalized on the thread that initialized it (managed thread {s_initThreadId}).");
+            if (Gil.CurrentDepth != 0)
+                throw new InvalidOperationException("Shutdown cannot be called while this thread holds the GIL.");
+
+            // From here on no thread may start taking the GIL (see the hazard in CPython.Pystate.cs).
+            s_state = RuntimeState.Finalizing;
+            Interlocked.MemoryBarrier();
+            var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(10));
+            var spinner = new SpinWait();
+            while (Gil.ActiveThreads > 0)
+            {
+                if (DateTime.UtcNow > deadline)
+                {
+                    s_state = RuntimeState.Running;
+                    throw new TimeoutException(
+                        $"{Gil.ActiveThreads} thread(s) still hold or wait for the GIL; stop event loops and Python work before Shutdown.");
+                }
+                spinner.SpinOnce(sleep1Threshold: 20);
+            }
+            // Take the GIL directly (the gate above now refuses Gil.Acquire).
+            Gil.ForFinalization(static () =>
+            {
+                DeferredRelease.Drain();
+                ObjectFinalizationHooks.RunBeforeFinalize();
+                CPython.Py_FinalizeEx();
+            });
+            DeferredRelease.Discard();
+            s_state = RuntimeState.Finalized;
+        }
+    }
+
+    internal static void ThrowNotRunning() => throw (s_state switch
+    {
+        RuntimeState.NotInitialized => new InvalidOperationException(
+            "Python is not initialized: call PythonRuntime.Initialize() first."),
+        _ => new InvalidOperationException("Python has been finalized in this process."),
+    });
+}
+
+/// <summary>Code that must run with the GIL just before Py_FinalizeEx (e.g. dropping cached objects).</summary>
+internal static class ObjectFinalizationHooks
+{
+    private static readonly List<Action> s_hooks = [];
+
+    internal static void Register(Action hook)
+    {
+        lock (s_hooks) s_hooks.Add(hook);
+    }
+
+    internal static void RunBeforeFinalize()
+    {
+        Action[] hooks;
+        lock (s_hooks) hooks = [.. s_hooks];
+        foreach (var hook in hooks) hook();
+    }
+}
