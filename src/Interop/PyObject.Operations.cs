@@ -66,18 +66,21 @@ public sealed unsafe partial class PyObject
             CPython.Py_DecRef(k);
             return StealOrThrow(r);
         }
-        set
-        {
-            using var gil = Gil.Acquire();
-            var k = PyConvert.ToPythonRaw(key);
-            Interop.PyObject* v;
-            try { v = PyConvert.ToPythonRaw(value); }
-            catch { CPython.Py_DecRef(k); throw; }
-            int rc = CPython.PyObject_SetItem(Handle, k, v);
-            CPython.Py_DecRef(k);
-            CPython.Py_DecRef(v);
-            PythonException.ThrowIfMinusOne(rc);
-        }
+        set => SetItem(key, value);
+    }
+
+    /// <summary><c>self[key] = value</c>, both converted with <see cref="PyConvert.ToPython"/>.</summary>
+    public void SetItem(object key, object? value)
+    {
+        using var gil = Gil.Acquire();
+        var k = PyConvert.ToPythonRaw(key);
+        Interop.PyObject* v;
+        try { v = PyConvert.ToPythonRaw(value); }
+        catch { CPython.Py_DecRef(k); throw; }
+        int rc = CPython.PyObject_SetItem(Handle, k, v);
+        CPython.Py_DecRef(k);
+        CPython.Py_DecRef(v);
+        PythonException.ThrowIfMinusOne(rc);
     }
 
     /// <summary><c>len(self)</c>.</summary>

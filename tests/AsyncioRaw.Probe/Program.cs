@@ -1,0 +1,124 @@
+// A child process for tests that need a process of their own: libpython is loaded and the
+// interpreter initialized once per process, so discovery rules and finalization are observed here.
+using AsyncioRaw;
+
+try
+{
+    return args[0] switch
+    {
+        "which" => Which(),
+        "use" => Use(args[1]),
+        "misuse" => Misuse(),
+        "finalize" => FinalizeWhileAlive(),
+        _ => throw new ArgumentException($"unknown probe '{args[0]}'"),
+    };
+}
+catch (PythonLibraryException e)
+{
+    Console.WriteLine("LIBRARY-ERROR");
+    Console.WriteLine(e.Message);
+    return 3;
+}
+
+static int Which()
+{
+    PythonRuntime.Initialize(installSignalHandlers: false);
+    using var asyncio = Py.Import("_asyncio"); // a C extension: needs libpython loaded RTLD_GLOBAL
+    using var version = Py.Eval("'%d.%d' % __import__('sys').version_info[:2]");
+    Console.WriteLine($"version={version.As<string>()}");
+    Console.WriteLine($"path={PythonLibrary.LoadedPath}");
+    Console.WriteLine($"rule={PythonLibrary.FoundBy}");
+    return 0;
+}
+
+static int Use(string path)
+{
+    PythonLibrary.Use(path);
+    return Which();
+}
+
+static int Misuse()
+{
+    Expect<InvalidOperationException>("acquire-before-init", () => { using var g = Gil.Acquire(); });
+    Expect<InvalidOperationException>("import-before-init", () => Py.Import("sys"));
+    PythonRuntime.Initialize(installSignalHandlers: false);
+    PythonRuntime.Initialize(installSignalHandlers: false); // idempotent
+    Expect<InvalidOperationException>("allow-threads-without-gil", () => { using var r = Gil.AllowThreads(); });
+    Expect<InvalidOperationException>("shutdown-holding-gil", () =>
+    {
+        using var g = Gil.Acquire();
+        PythonRuntime.Shutdown();
+    });
+    Expect<InvalidOperationException>("shutdown-other-thread", () =>
+    {
+        Exception? error = null;
+        var t = new Thread(() => { try { PythonRuntime.Shutdown(); } catch (Exception e) { error = e; } });
+        t.Start();
+        t.Join();
+        if (error != null) throw error;
+    });
+    PythonRuntime.Shutdown();
+    Expect<InvalidOperationException>("acquire-after-finalize", () => { using var g = Gil.Acquire(); });
+    Expect<InvalidOperationException>("reinitialize", () => PythonRuntime.Initialize());
+    Console.WriteLine("done");
+    return 0;
+}
+
+static void Expect<T>(string name, Action action) where T : Exception
+{
+    try
+    {
+        action();
+        Console.WriteLine($"{name}: no exception");
+    }
+    catch (T e)
+    {
+        Console.WriteLine($"{name}: {typeof(T).Name}: {e.Message}");
+    }
+}
+
+// Handles alive on other threads while the interpreter is finalized: those threads keep using
+// and dropping them; nothing may crash, and every use after finalization is a clear exception.
+static int FinalizeWhileAlive()
+{
+    PythonRuntime.Initialize(installSignalHandlers: false);
+    using var globals = Py.Run("def f(x):\n    return [x] * 3\n");
+    var f = globals["f"];
+    var stop = new ManualResetEventSlim();
+    int afterFinalizeErrors = 0, calls = 0;
+    var threads = Enumerable.Range(0, 4).Select(i => new Thread(() =>
+    {
+        var mine = new List<PyObject>();
+        while (!stop.IsSet)
+        {
+            try
+            {
+                mine.Add(f.Call(i));
+                if (mine.Count > 100) { foreach (var o in mine) o.Dispose(); mine.Clear(); }
+                Interlocked.Increment(ref calls);
+            }
+            catch (InvalidOperationException)
+            {
+                Interlocked.Increment(ref afterFinalizeErrors);
+                Thread.Sleep(1);
+            }
+        }
+        // Dispose after finalization: must be a silent no-op. Leave half to the finalizer thread.
+        for (int k = 0; k < mine.Count; k += 2) mine[k].Dispose();
+    })).ToList();
+    threads.ForEach(t => t.Start());
+    while (Volatile.Read(ref calls) < 2000) Thread.Sleep(1);
+    PythonRuntime.Shutdown(TimeSpan.FromSeconds(30));
+    Console.WriteLine($"finalized={!PythonRuntime.IsInitialized}");
+    Thread.Sleep(50);
+    stop.Set();
+    threads.ForEach(t => t.Join());
+    f.Dispose();
+    GC.Collect();
+    GC.WaitForPendingFinalizers();
+    GC.Collect();
+    Console.WriteLine($"calls-before={calls > 0} errors-after={afterFinalizeErrors > 0}");
+    Console.WriteLine($"tostring-after={f}");
+    Console.WriteLine("done");
+    return 0;
+}
