@@ -67,7 +67,7 @@ public static unsafe class Py
         Interop.PyObject* code;
         fixed (byte* s = PythonLibrary.Utf8Z(source))
         fixed (byte* f = PythonLibrary.Utf8Z(fileName))
-            code = CPython.Py_CompileString(s, f, start);
+            code = CPython.Py_CompileStringExFlags(s, f, start, null, -1);
         using var codeObject = PyObject.StealOrThrow(code);
         return PyObject.StealOrThrow(CPython.PyEval_EvalCode(code, globals.Handle, globals.Handle));
     }

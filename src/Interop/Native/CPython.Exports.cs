@@ -29,6 +29,17 @@ internal static unsafe partial class CPython
     internal static PyObject* PyExc_NotImplementedError;
     internal static PyObject* PyExc_UnicodeEncodeError;
 
+    /// <summary>Every data symbol read below (checked for export by native-headers).</summary>
+    internal static readonly string[] DataExportNames =
+    [
+        "_Py_NoneStruct", "_Py_TrueStruct", "_Py_FalseStruct", "PyBool_Type", "PyFloat_Type",
+        "PyExc_BaseException", "PyExc_Exception", "PyExc_StopIteration", "PyExc_StopAsyncIteration",
+        "PyExc_GeneratorExit", "PyExc_KeyboardInterrupt", "PyExc_SystemExit", "PyExc_MemoryError",
+        "PyExc_SystemError", "PyExc_RuntimeError", "PyExc_TypeError", "PyExc_ValueError",
+        "PyExc_OverflowError", "PyExc_KeyError", "PyExc_IndexError", "PyExc_AttributeError",
+        "PyExc_TimeoutError", "PyExc_NotImplementedError", "PyExc_UnicodeEncodeError",
+    ];
+
     internal static void LoadExports(nint lib)
     {
         Py_None = (PyObject*)Data(lib, "_Py_NoneStruct");

@@ -10,9 +10,11 @@ internal static unsafe partial class CPython
     [LibraryImport(Libraries.Python)]
     internal static partial PyObject* PyImport_ImportModule(byte* name);
 
+    /// <summary>(Py_CompileString is a macro over this outside the limited API.) flags may be NULL;
+    /// optimize -1 means the interpreter's -O level.</summary>
     /// <returns>New reference to a code object, or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* Py_CompileString(byte* str, byte* filename, int start);
+    internal static partial PyObject* Py_CompileStringExFlags(byte* str, byte* filename, int start, PyCompilerFlags* flags, int optimize);
 
     internal const int Py_single_input = 256;
     internal const int Py_file_input = 257;
@@ -42,10 +44,15 @@ internal static unsafe partial class CPython
     [LibraryImport(Libraries.Python)]
     internal static partial PyObject* PyWeakref_NewRef(PyObject* ob, PyObject* callback);
 
-    /// <summary>Deprecated in 3.13 (PyWeakref_GetRef); still exported through 3.13.</summary>
+    /// <summary>Deprecated in 3.13 in favour of PyWeakref_GetRef (the borrowed result can die under you).</summary>
     /// <returns>Borrowed reference, or None when the referent is dead.</returns>
-    [LibraryImport(Libraries.Python)]
+    [LibraryImport(Libraries.Python), Until(3, 13)]
     internal static partial PyObject* PyWeakref_GetObject(PyObject* @ref);
+
+    /// <summary>*pobj receives a new reference, or NULL when the referent is dead.</summary>
+    /// <returns>1 alive, 0 dead, -1 with an exception set.</returns>
+    [LibraryImport(Libraries.Python), Since(3, 13)]
+    internal static partial int PyWeakref_GetRef(PyObject* @ref, PyObject** pobj);
 
     /// <returns>New reference to a copy of the current context, or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]

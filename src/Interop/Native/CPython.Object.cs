@@ -90,7 +90,9 @@ internal static unsafe partial class CPython
     internal const int Py_EQ = 2;
 
     // Type flags and slot ids used with PyType_FromSpec (typeslots.h).
-    internal const uint Py_TPFLAGS_DEFAULT = 0;
+    // Py_TPFLAGS_DEFAULT is this bit before 3.10 and 0 after (the tag became implicit); the bit is
+    // harmless on every version, so heap types we create set it explicitly.
+    internal const uint Py_TPFLAGS_HAVE_VERSION_TAG = 1u << 18;
     internal const uint Py_TPFLAGS_BASETYPE = 1u << 10;
     internal const int Py_tp_dealloc = 52;
     internal const int Py_tp_iternext = 63;
@@ -98,7 +100,7 @@ internal static unsafe partial class CPython
     internal const int Py_tp_repr = 66;
     internal const int Py_tp_doc = 56;
     internal const int Py_tp_free = 74;
-    internal const int Py_am_await = 5;
+    internal const int Py_am_await = 77;
     [Since(3, 10)]
     internal const int Py_am_send = 81;
 

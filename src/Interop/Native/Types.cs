@@ -22,6 +22,9 @@ internal struct PyTypeObject;
 /// <summary>Opaque.</summary>
 internal struct PyThreadState;
 
+/// <summary>Opaque here: we only ever pass NULL.</summary>
+internal struct PyCompilerFlags;
+
 internal enum PyGILState_STATE
 {
     PyGILState_LOCKED = 0,
@@ -32,7 +35,7 @@ internal enum PyGILState_STATE
 internal unsafe struct PyMethodDef
 {
     public byte* ml_name;
-    public void* ml_meth;
+    public delegate* unmanaged<PyObject*, PyObject*, PyObject*> ml_meth;
     public int ml_flags;
     public byte* ml_doc;
 }
