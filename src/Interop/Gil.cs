@@ -12,26 +12,46 @@ namespace AsyncioRaw;
 /// </summary>
 public static unsafe class Gil
 {
-    // This thread's nesting depth. > 0 means "this thread holds the GIL"; callbacks from Python
-    // raise it on entry, so nested Acquire calls cost a thread-static increment.
-    [ThreadStatic] private static int t_depth;
-    // The thread state this thread parks in PyEval_SaveThread; null until first acquired.
-    [ThreadStatic] private static PyThreadState* t_tstate;
-    // The outermost hold was found already taken (Python called us, or a host holds it):
-    // the last release must leave it held.
-    [ThreadStatic] private static bool t_heldByCaller;
+    /// <summary>Everything this library knows about one thread's relation to Python.</summary>
+    private sealed class ThreadGil
+    {
+        // > 0 means "this thread holds the GIL"; callbacks from Python raise it on entry, so a
+        // nested Acquire is a field increment.
+        public int Depth;
+        // The thread state this thread parks in PyEval_SaveThread; null until first acquired.
+        public PyThreadState* ThreadState;
+        // The outermost hold was found already taken (Python called us, or a host holds it):
+        // the last release must leave it held.
+        public bool HeldByCaller;
+        // 1 while the thread is inside an outermost hold or waiting for one. Written with a plain
+        // store; PythonRuntime.Shutdown pairs it with a process-wide barrier (an asymmetric
+        // Dekker handshake), so the hot path pays no interlocked instruction.
+        public volatile int Active;
+    }
 
-    // Threads inside an outermost Acquire (waiting for or holding the GIL). Finalization waits
-    // for this to drain, because a thread that takes the GIL after Py_FinalizeEx starts is
-    // killed with pthread_exit, which .NET does not survive.
-    private static int s_active;
+    [ThreadStatic] private static ThreadGil? t_gil;
+    private static readonly List<ThreadGil> s_threads = [];
+
+    private static ThreadGil Current
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => t_gil ?? Register();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static ThreadGil Register()
+    {
+        var gil = new ThreadGil();
+        lock (s_threads) s_threads.Add(gil);
+        return t_gil = gil;
+    }
 
     /// <summary>True if this thread holds the GIL.</summary>
     public static bool IsHeld
     {
         get
         {
-            if (t_depth > 0) return true;
+            if (t_gil is { Depth: > 0 }) return true;
             return PythonRuntime.State is PythonRuntime.RuntimeState.Running && CPython.PyGILState_Check() == 1;
         }
     }
@@ -39,7 +59,7 @@ public static unsafe class Gil
     internal static bool HeldByUs
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => t_depth > 0;
+        get => t_gil is { Depth: > 0 };
     }
 
     /// <summary>Takes the GIL for this thread (reentrant). Dispose the guard on the same thread.</summary>
@@ -47,68 +67,72 @@ public static unsafe class Gil
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static GilGuard Acquire()
     {
-        if (t_depth > 0)
-        {
-            t_depth++;
-            return default;
-        }
-        AcquireOutermost();
+        var gil = Current;
+        if (gil.Depth > 0) gil.Depth++;
+        else AcquireOutermost(gil);
         return default;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void AcquireOutermost()
+    private static void AcquireOutermost(ThreadGil gil)
     {
-        if (PythonRuntime.State is not PythonRuntime.RuntimeState.Running)
-            PythonRuntime.ThrowNotRunning();
-        Interlocked.Increment(ref s_active);
-        if (PythonRuntime.State is not PythonRuntime.RuntimeState.Running)
+        EnterGate(gil);
+        if (gil.ThreadState != null)
         {
-            Interlocked.Decrement(ref s_active);
-            PythonRuntime.ThrowNotRunning();
+            // Parked by our own SaveThread: nobody else can have restored it, because every way
+            // Python re-enters .NET on this thread (our callbacks) raises Depth first.
+            CPython.PyEval_RestoreThread(gil.ThreadState);
         }
-        if (CPython.PyGILState_Check() == 1)
+        else if (CPython.PyGILState_Check() == 1)
         {
-            t_heldByCaller = true;
-        }
-        else if (t_tstate != null)
-        {
-            CPython.PyEval_RestoreThread(t_tstate);
+            gil.HeldByCaller = true;
         }
         else
         {
             // First time on this thread: let CPython create and register a thread state. Its
             // gilstate counter stays at 1 for the life of the thread, so it is never deleted.
             CPython.PyGILState_Ensure();
-            t_tstate = CPython.PyThreadState_Get();
+            gil.ThreadState = CPython.PyThreadState_Get();
         }
-        t_depth = 1;
+        gil.Depth = 1;
         DeferredRelease.DrainIfPending();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void EnterGate(ThreadGil gil)
+    {
+        if (PythonRuntime.State is not PythonRuntime.RuntimeState.Running)
+            PythonRuntime.ThrowNotRunning();
+        gil.Active = 1;
+        // Shutdown sets the state, then issues a process-wide barrier, then reads every Active:
+        // either it sees our 1 and waits for us, or we see its state here.
+        if (PythonRuntime.State is not PythonRuntime.RuntimeState.Running)
+        {
+            gil.Active = 0;
+            PythonRuntime.ThrowNotRunning();
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Exit()
     {
-        int depth = t_depth;
-        if (depth > 1)
-        {
-            t_depth = depth - 1;
-            return;
-        }
-        ExitOutermost(depth);
+        var gil = Current;
+        int depth = gil.Depth;
+        if (depth > 1) gil.Depth = depth - 1;
+        else ExitOutermost(gil, depth);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void ExitOutermost(int depth)
+    private static void ExitOutermost(ThreadGil gil, int depth)
     {
         if (depth <= 0)
             throw new InvalidOperationException("GIL guard released more times than it was acquired on this thread.");
-        t_depth = 0;
-        if (t_heldByCaller)
-            t_heldByCaller = false;
+        gil.Depth = 0;
+        if (gil.HeldByCaller)
+            gil.HeldByCaller = false;
         else
-            t_tstate = CPython.PyEval_SaveThread();
-        Interlocked.Decrement(ref s_active);
+            gil.ThreadState = CPython.PyEval_SaveThread();
+        gil.Active = 0;
     }
 
     /// <summary>
@@ -117,52 +141,55 @@ public static unsafe class Gil
     /// </summary>
     public static GilReleased AllowThreads()
     {
-        int depth = t_depth;
-        if (depth == 0)
+        var gil = Current;
+        if (gil.Depth == 0)
         {
+            // Held by a caller that did not go through Acquire (e.g. a host's own C code)?
             if (!IsHeld)
                 throw new InvalidOperationException("AllowThreads: this thread does not hold the GIL.");
-            // Held by a caller that did not go through Acquire (e.g. a host's own C code).
-            depth = 1;
-            Interlocked.Increment(ref s_active);
-            t_heldByCaller = true;
+            gil.Active = 1; // keep finalization waiting until we are back
+            return new GilReleased(0, heldByCaller: false, CPython.PyEval_SaveThread());
         }
-        var saved = new GilReleased(depth, t_heldByCaller, CPython.PyEval_SaveThread());
-        t_depth = 0;
-        t_heldByCaller = false;
-        return saved;
+        var released = new GilReleased(gil.Depth, gil.HeldByCaller, CPython.PyEval_SaveThread());
+        gil.Depth = 0;
+        gil.HeldByCaller = false;
+        return released;
     }
 
     internal static void Reenter(in GilReleased released)
     {
-        // Still counted in s_active, so finalization has not started under us.
+        // This thread stayed marked Active, so finalization cannot have started under us.
+        var gil = Current;
         CPython.PyEval_RestoreThread(released.ThreadState);
-        t_depth = released.Depth;
-        t_heldByCaller = released.HeldByCaller;
+        gil.Depth = released.Depth;
+        gil.HeldByCaller = released.HeldByCaller;
+        if (released.Depth == 0) gil.Active = 0; // back to the outside caller's own hold
     }
 
     /// <summary>Entry of a callback from Python: the thread holds the GIL. Returns the depth to restore.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int EnterCallback()
     {
-        int depth = t_depth;
+        var gil = Current;
+        int depth = gil.Depth;
         if (depth == 0)
         {
-            t_heldByCaller = true;
-            Interlocked.Increment(ref s_active);
+            gil.HeldByCaller = true;
+            gil.Active = 1;
         }
-        t_depth = depth + 1;
+        gil.Depth = depth + 1;
         return depth;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void ExitCallback(int depth)
     {
-        t_depth = depth;
+        var gil = Current;
+        gil.Depth = depth;
         if (depth == 0)
         {
-            t_heldByCaller = false;
-            Interlocked.Decrement(ref s_active);
+            gil.HeldByCaller = false;
+            gil.Active = 0;
             DeferredRelease.DrainIfPending();
         }
     }
@@ -170,30 +197,40 @@ public static unsafe class Gil
     /// <summary>Records that the initializing thread holds the GIL right after Py_Initialize.</summary>
     internal static void AdoptInitialHold()
     {
-        t_depth = 1;
-        t_heldByCaller = false;
-        t_tstate = null;
-        Interlocked.Increment(ref s_active);
+        var gil = Current;
+        gil.Depth = 1;
+        gil.HeldByCaller = false;
+        gil.ThreadState = null;
+        gil.Active = 1;
     }
 
-    internal static int ActiveThreads => Volatile.Read(ref s_active);
+    /// <summary>Threads other than the caller that are inside or waiting for the GIL. Only
+    /// meaningful after the runtime state left Running (see <see cref="EnterGate"/>).</summary>
+    internal static int ActiveThreadsAfterBarrier()
+    {
+        Interlocked.MemoryBarrierProcessWide();
+        var self = t_gil;
+        lock (s_threads) return s_threads.Count(g => g != self && g.Active != 0);
+    }
+
+    internal static int CurrentDepth => t_gil?.Depth ?? 0;
 
     /// <summary>Runs <paramref name="action"/> holding the GIL on the finalizing thread, bypassing the
     /// gate that now refuses everyone else. Only PythonRuntime.Shutdown calls this.</summary>
     internal static void ForFinalization(Action action)
     {
-        if (t_tstate != null) CPython.PyEval_RestoreThread(t_tstate);
+        var gil = Current;
+        if (gil.ThreadState != null) CPython.PyEval_RestoreThread(gil.ThreadState);
         else CPython.PyGILState_Ensure();
-        t_depth = 1;
+        gil.Depth = 1;
         try { action(); }
         finally
         {
-            t_depth = 0;
-            t_tstate = null; // freed by Py_FinalizeEx
+            gil.Depth = 0;
+            gil.ThreadState = null; // freed by Py_FinalizeEx
+            gil.Active = 0;
         }
     }
-
-    internal static int CurrentDepth => t_depth;
 }
 
 /// <summary>Holds the GIL until disposed. Cannot outlive the method or cross an await.</summary>

@@ -79,18 +79,17 @@ public static unsafe class PythonRuntime
 
             // From here on no thread may start taking the GIL (see the hazard in CPython.Pystate.cs).
             s_state = RuntimeState.Finalizing;
-            Interlocked.MemoryBarrier();
             var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(10));
-            var spinner = new SpinWait();
-            while (Gil.ActiveThreads > 0)
+            int active;
+            while ((active = Gil.ActiveThreadsAfterBarrier()) > 0)
             {
                 if (DateTime.UtcNow > deadline)
                 {
                     s_state = RuntimeState.Running;
                     throw new TimeoutException(
-                        $"{Gil.ActiveThreads} thread(s) still hold or wait for the GIL; stop event loops and Python work before Shutdown.");
+                        $"{active} thread(s) still hold or wait for the GIL; stop event loops and Python work before Shutdown.");
                 }
-                spinner.SpinOnce(sleep1Threshold: 20);
+                Thread.Sleep(1);
             }
             // Take the GIL directly (the gate above now refuses Gil.Acquire).
             Gil.ForFinalization(static () =>
