@@ -1,0 +1,229 @@
+using AsyncioRaw.Interop;
+
+namespace AsyncioRaw.Asyncio;
+
+/// <summary>
+/// Python owns the thread (pyo3-asyncio's original design): a new event loop runs on the calling
+/// thread — usually Main — until a .NET async main completes, then is shut down the way asyncio.run
+/// does it. Ctrl-C cancels the main's token, lets it clean up, and then raises KeyboardInterrupt
+/// (<see cref="PythonKeyboardInterruptException"/>), so the process can exit as a Python program would;
+/// a second Ctrl-C stops waiting for the cleanup.
+/// </summary>
+public static class Asyncio
+{
+    /// <summary>Runs <paramref name="main"/> in a new event loop on this thread.</summary>
+    public static void Run(Func<CancellationToken, Task> main) => Run(ct => AsResult(main(ct)));
+
+    private static async Task<object?> AsResult(Task task)
+    {
+        await task;
+        return null;
+    }
+
+    /// <summary>Runs <paramref name="main"/> in a new event loop on this thread and returns its result.</summary>
+    public static T Run<T>(Func<CancellationToken, Task<T>> main)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        PythonRuntime.Initialize();
+        using var gil = Gil.Acquire();
+        PyNames.EnsureReady();
+        using var loopObj = PyNames.Asyncio.CallMethod("new_event_loop");
+        using (PyNames.Asyncio.CallMethod("set_event_loop", loopObj)) { }
+        try
+        {
+            return RunOn(loopObj, main, shutDown: true);
+        }
+        finally
+        {
+            using (PyNames.Asyncio.CallMethod("set_event_loop", Py.None)) { }
+        }
+    }
+
+    /// <summary>Runs <paramref name="main"/> until complete on a loop you own (which must not be
+    /// running); the loop stays open for you to reuse or close.</summary>
+    public static T RunUntilComplete<T>(PyObject loop, Func<CancellationToken, Task<T>> main)
+    {
+        ArgumentNullException.ThrowIfNull(loop);
+        ArgumentNullException.ThrowIfNull(main);
+        PythonRuntime.Initialize();
+        using var gil = Gil.Acquire();
+        PyNames.EnsureReady();
+        return RunOn(loop, main, shutDown: false);
+    }
+
+    private static T RunOn<T>(PyObject loopObj, Func<CancellationToken, Task<T>> main, bool shutDown)
+    {
+        var loop = EventLoop.Own(loopObj);
+        var previousContext = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(loop.SyncContext);
+        using var cts = new CancellationTokenSource();
+        var sigint = SigintHandler.TryInstall(loop, loopObj, cts);
+        try
+        {
+            using var locals = new TaskLocalsOwner(loop);
+            var mainTask = StartOnLoop(loop, locals.Locals, main, cts.Token);
+            using var future = PyFuture.FromTask(mainTask, loop);
+            try
+            {
+                using (loopObj.CallMethod("run_until_complete", future)) { }
+            }
+            catch (PythonException e) when (sigint?.Interrupted == true || e is PythonKeyboardInterruptException)
+            {
+                // Ctrl-C: the loop was stopped (second Ctrl-C), or KeyboardInterrupt escaped Python
+                // code. Give the .NET main its cancellation and a chance to finish cleaning up.
+                cts.Cancel();
+                if (!mainTask.IsCompleted && sigint?.Forced != true)
+                {
+                    try { using (loopObj.CallMethod("run_until_complete", future)) { } }
+                    catch (Exception) { /* its outcome is superseded by the interrupt */ }
+                }
+                throw e as PythonKeyboardInterruptException ?? SigintHandler.KeyboardInterrupt();
+            }
+            catch (Exception) when (mainTask.IsCompleted)
+            {
+                // The main's own outcome, rethrown below with its .NET stack trace intact.
+            }
+            if (sigint?.Interrupted == true) throw SigintHandler.KeyboardInterrupt();
+            return mainTask.GetAwaiter().GetResult();
+        }
+        finally
+        {
+            sigint?.Remove();
+            if (shutDown) ShutDown(loopObj);
+            loop.Close();
+            if (shutDown) using (loopObj.CallMethod("close")) { }
+            SynchronizationContext.SetSynchronizationContext(previousContext);
+        }
+    }
+
+    /// <summary>Starts <paramref name="main"/> from inside the loop, so that its synchronous part
+    /// already runs with the loop running (get_running_loop works there).</summary>
+    private static Task<T> StartOnLoop<T>(EventLoop loop, TaskLocals locals, Func<CancellationToken, Task<T>> main, CancellationToken token)
+    {
+        var started = new TaskCompletionSource<Task<T>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        loop.Post(_ =>
+        {
+            using (TaskLocals.Enter(locals))
+            {
+                try { started.SetResult(main(token)); }
+                catch (Exception e) { started.SetResult(Task.FromException<T>(e)); }
+            }
+        }, null, null);
+        return started.Task.Unwrap();
+    }
+
+    /// <summary>What asyncio.run does after main: cancel what is left, finish async generators and
+    /// the default executor. On the loop thread with the GIL, the loop not running.</summary>
+    internal static void ShutDown(PyObject loopObj)
+    {
+        try
+        {
+            using var shutdown = ShutdownHelper.Value["shutdown"];
+            using (shutdown.Call(loopObj)) { }
+        }
+        catch (PythonException e)
+        {
+            CallbackFailure.Report("shutting the event loop down", e);
+        }
+    }
+
+    private static readonly Lazy<PyObject> ShutdownHelper = new(() => Py.Run("""
+        import asyncio
+
+        def shutdown(loop):
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                for t in tasks:
+                    if not t.cancelled() and t.exception() is not None:
+                        loop.call_exception_handler({
+                            'message': 'unhandled exception during shutdown',
+                            'exception': t.exception(), 'task': t})
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        """));
+
+    private sealed unsafe class TaskLocalsOwner : IDisposable
+    {
+        internal TaskLocalsOwner(EventLoop loop) =>
+            Locals = new TaskLocals(loop, PyObject.StealOrThrow(CPython.PyContext_CopyCurrent()));
+
+        internal TaskLocals Locals { get; }
+
+        public void Dispose() => Locals.Context?.Dispose();
+    }
+}
+
+/// <summary>SIGINT for a loop that Python runs on the main thread: the first Ctrl-C cancels the
+/// .NET main, a second stops the loop.</summary>
+internal sealed class SigintHandler : NoArgsCallback
+{
+    private readonly PyObject _loop;
+    private readonly CancellationTokenSource _cts;
+    private readonly EventLoop _eventLoop;
+
+    private SigintHandler(EventLoop eventLoop, PyObject loop, CancellationTokenSource cts)
+    {
+        _eventLoop = eventLoop;
+        _loop = loop;
+        _cts = cts;
+    }
+
+    internal bool Interrupted { get; private set; }
+    internal bool Forced { get; private set; }
+
+    /// <summary>Installs through loop.add_signal_handler, which also wakes the loop through its
+    /// self-pipe, whichever thread the signal lands on. Only the main thread may do this.</summary>
+    internal static unsafe SigintHandler? TryInstall(EventLoop eventLoop, PyObject loop, CancellationTokenSource cts)
+    {
+        using var threading = Py.Import("threading");
+        using var current = threading.CallMethod("current_thread");
+        using var mainThread = threading.CallMethod("main_thread");
+        if (current.DangerousGetHandle() != mainThread.DangerousGetHandle()) return null;
+        var handler = new SigintHandler(eventLoop, loop, cts);
+        try
+        {
+            using var signal = Py.Import("signal");
+            using var sigint = signal.GetAttr("SIGINT");
+            using var callback = PyObject.Steal(Callbacks.NoArgs(handler));
+            using (loop.CallMethod("add_signal_handler", sigint, callback)) { }
+            return handler;
+        }
+        catch (PythonException e) when (e.PythonTypeName is "NotImplementedError" or "RuntimeError" or "ValueError")
+        {
+            return null; // a loop without signal support: Python's own handler raises KeyboardInterrupt
+        }
+    }
+
+    internal override void Invoke()
+    {
+        if (!Interrupted)
+        {
+            Interrupted = true;
+            try { _cts.Cancel(); }
+            catch (AggregateException e) { _eventLoop.ReportUnhandled(e, "a cancellation callback threw during Ctrl-C"); }
+            return;
+        }
+        Forced = true;
+        using (_loop.CallMethod("stop")) { }
+    }
+
+    internal void Remove()
+    {
+        try
+        {
+            using var signal = Py.Import("signal");
+            using var sigint = signal.GetAttr("SIGINT");
+            using (_loop.CallMethod("remove_signal_handler", sigint)) { }
+        }
+        catch (PythonException) { }
+    }
+
+    internal static unsafe PythonException KeyboardInterrupt()
+    {
+        CPython.PyErr_SetObject(CPython.PyExc_KeyboardInterrupt, null);
+        return (PythonException)PythonException.Fetch();
+    }
+}

@@ -1,0 +1,133 @@
+using System.Runtime.InteropServices;
+using AsyncioRaw.Interop;
+
+namespace AsyncioRaw.Asyncio;
+
+/// <summary>A callback Python calls with no arguments (call_soon, add_reader, signal handlers).</summary>
+internal abstract class NoArgsCallback
+{
+    internal abstract void Invoke();
+}
+
+/// <summary>A callback Python calls with one argument (done callbacks, weakref callbacks).</summary>
+internal abstract unsafe class OneArgCallback
+{
+    /// <param name="arg">Borrowed.</param>
+    internal abstract void Invoke(Interop.PyObject* arg);
+}
+
+/// <summary>A .NET function Python calls with positional and keyword arguments (vectorcall).</summary>
+internal abstract unsafe class FastCallTarget
+{
+    /// <summary>args are borrowed. Returns a new reference; may throw (the trampoline raises it into Python).</summary>
+    internal abstract Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames);
+}
+
+/// <summary>
+/// Builtin function objects whose self is a handle box around a .NET callback. The trampolines
+/// are the only places Python enters .NET: they record the GIL as held, catch every exception and
+/// turn it into a Python exception (a managed exception escaping into native code ends the process).
+/// </summary>
+internal static unsafe class Callbacks
+{
+    private static PyMethodDef* s_noArgs;
+    private static PyMethodDef* s_oneArg;
+
+    /// <summary>New reference to a builtin function that calls <paramref name="target"/>. Requires the GIL.</summary>
+    internal static Interop.PyObject* NoArgs(NoArgsCallback target) => Create(ref s_noArgs, "dotnet_callback", CPython.METH_NOARGS,
+        (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&NoArgsTrampoline, target);
+
+    internal static Interop.PyObject* OneArg(OneArgCallback target) => Create(ref s_oneArg, "dotnet_callback", CPython.METH_O,
+        (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&OneArgTrampoline, target);
+
+    /// <summary>A named function; one method def per function, so __name__ is right.</summary>
+    internal static Interop.PyObject* FastCall(string name, string? doc, FastCallTarget target)
+    {
+        PyMethodDef* def = null;
+        var meth = (delegate* unmanaged<Interop.PyObject*, Interop.PyObject**, nint, Interop.PyObject*, Interop.PyObject*>)&FastCallTrampoline;
+        return Create(ref def, name, CPython.METH_FASTCALL | CPython.METH_KEYWORDS,
+            (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)meth, target, doc);
+    }
+
+    private static Interop.PyObject* Create(ref PyMethodDef* def, string name, int flags,
+        delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, object target, string? doc = null)
+    {
+        NativeTypes.EnsureReady();
+        if (def == null)
+        {
+            // Method defs must outlive every function made from them: allocated once, never freed.
+            var d = (PyMethodDef*)NativeMemory.AllocZeroed((nuint)sizeof(PyMethodDef));
+            d->ml_name = NativeTypes.NativeString(name);
+            d->ml_meth = meth;
+            d->ml_flags = flags;
+            d->ml_doc = doc is null ? null : NativeTypes.NativeString(doc);
+            def = d;
+        }
+        var box = NativeTypes.Box(target);
+        var function = CPython.PyCFunction_NewEx(def, box, null);
+        CPython.Py_DecRef(box); // the function holds it
+        return function != null ? function : throw PythonException.Fetch();
+    }
+
+    [UnmanagedCallersOnly]
+    private static Interop.PyObject* NoArgsTrampoline(Interop.PyObject* self, Interop.PyObject* unused)
+    {
+        int depth = Gil.EnterCallback();
+        try
+        {
+            ((NoArgsCallback)NativeTypes.Unbox(self)!).Invoke();
+            CPython.Py_IncRef(CPython.Py_None);
+            return CPython.Py_None;
+        }
+        catch (Exception e)
+        {
+            ExceptionBridge.Raise(e);
+            return null;
+        }
+        finally
+        {
+            Gil.ExitCallback(depth);
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static Interop.PyObject* OneArgTrampoline(Interop.PyObject* self, Interop.PyObject* arg)
+    {
+        int depth = Gil.EnterCallback();
+        try
+        {
+            ((OneArgCallback)NativeTypes.Unbox(self)!).Invoke(arg);
+            CPython.Py_IncRef(CPython.Py_None);
+            return CPython.Py_None;
+        }
+        catch (Exception e)
+        {
+            ExceptionBridge.Raise(e);
+            return null;
+        }
+        finally
+        {
+            Gil.ExitCallback(depth);
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static Interop.PyObject* FastCallTrampoline(Interop.PyObject* self, Interop.PyObject** args, nint nargsf, Interop.PyObject* kwnames)
+    {
+        int depth = Gil.EnterCallback();
+        try
+        {
+            nint nargs = (nint)((ulong)nargsf & ~CPython.PY_VECTORCALL_ARGUMENTS_OFFSET);
+            return ((FastCallTarget)NativeTypes.Unbox(self)!).Invoke(args, nargs, kwnames);
+        }
+        catch (Exception e)
+        {
+            ExceptionBridge.Raise(e);
+            return null;
+        }
+        finally
+        {
+            Gil.ExitCallback(depth);
+        }
+    }
+}

@@ -1,0 +1,204 @@
+using System.Runtime.InteropServices;
+using AsyncioRaw.Interop;
+
+namespace AsyncioRaw.Asyncio;
+
+// Two small Python types of our own, made with PyType_FromSpec (no C shim). Their instance layout
+// is ours: the object header (whose 16-byte size native-headers checks) followed by our fields.
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct HandleBoxObject
+{
+    public Interop.PyObject ob_base;
+    public nint gchandle;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct ReadyObject
+{
+    public Interop.PyObject ob_base;
+    public Interop.PyObject* value;     // result to return (owned), or NULL
+    public Interop.PyObject* exception; // exception to raise (owned), or NULL
+}
+
+internal static unsafe class NativeTypes
+{
+    /// <summary>A .NET object held by a GCHandle inside a Python object: the "self" of our
+    /// callbacks. A type check and a field read get the target back (no name compare as with capsules).</summary>
+    internal static PyTypeObject* HandleBox;
+
+    /// <summary>An awaitable that is complete before it is awaited: a .NET Task that had already
+    /// finished. Awaiting it returns (or raises) at once, with no loop iteration.</summary>
+    internal static PyTypeObject* Ready;
+
+    private static readonly object s_lock = new();
+
+    /// <summary>Requires the GIL.</summary>
+    internal static void EnsureReady()
+    {
+        if (Ready != null) return;
+        lock (s_lock)
+        {
+            if (Ready != null) return;
+            HandleBox = MakeType("asyncioraw.Handle", sizeof(HandleBoxObject),
+                "A .NET object kept alive for Python.",
+                [(CPython.Py_tp_dealloc, (nint)(delegate* unmanaged<Interop.PyObject*, void>)&HandleBoxDealloc)]);
+            var slots = new List<(int, nint)>
+            {
+                (CPython.Py_tp_dealloc, (nint)(delegate* unmanaged<Interop.PyObject*, void>)&ReadyDealloc),
+                (CPython.Py_am_await, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyAwait),
+                (CPython.Py_tp_iter, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyAwait),
+                (CPython.Py_tp_iternext, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyNext),
+            };
+            // am_send (3.10+) hands the result back without a StopIteration object where the
+            // interpreter uses it (3.10, 3.11); 3.12+ goes through tp_iternext.
+            if (PythonLibrary.Minor >= 10)
+                slots.Add((CPython.Py_am_send, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject**, int>)&ReadySend));
+            Ready = MakeType("asyncioraw.ReadyAwaitable", sizeof(ReadyObject),
+                "The result of a .NET Task that had already completed.", slots);
+            ObjectFinalizationHooks.Register(static () => { Ready = null; HandleBox = null; });
+        }
+    }
+
+    private static PyTypeObject* MakeType(string name, int basicSize, string doc, List<(int Slot, nint Func)> slots)
+    {
+        // PyType_FromSpec keeps pointers to the name and doc: they live for the process.
+        var slotArray = (PyType_Slot*)NativeMemory.AllocZeroed((nuint)(slots.Count + 2), (nuint)sizeof(PyType_Slot));
+        for (int i = 0; i < slots.Count; i++) slotArray[i] = new PyType_Slot { slot = slots[i].Slot, pfunc = (void*)slots[i].Func };
+        slotArray[slots.Count] = new PyType_Slot { slot = CPython.Py_tp_doc, pfunc = NativeString(doc) };
+        var spec = new PyType_Spec
+        {
+            name = NativeString(name),
+            basicsize = basicSize,
+            itemsize = 0,
+            flags = CPython.Py_TPFLAGS_HAVE_VERSION_TAG,
+            slots = slotArray,
+        };
+        var type = CPython.PyType_FromSpec(&spec);
+        return type != null ? (PyTypeObject*)type : throw PythonException.Fetch();
+    }
+
+    internal static byte* NativeString(string s)
+    {
+        var bytes = PythonLibrary.Utf8Z(s);
+        var p = (byte*)NativeMemory.Alloc((nuint)bytes.Length);
+        bytes.CopyTo(new Span<byte>(p, bytes.Length));
+        return p;
+    }
+
+    // ---- Handle boxes ----
+
+    /// <summary>New reference. Requires the GIL.</summary>
+    internal static Interop.PyObject* Box(object target)
+    {
+        var o = CPython.PyType_GenericAlloc(HandleBox, 0);
+        if (o == null) throw PythonException.Fetch();
+        ((HandleBoxObject*)o)->gchandle = GCHandle.ToIntPtr(GCHandle.Alloc(target));
+        return o;
+    }
+
+    /// <summary>The boxed target, or null when <paramref name="o"/> is not a box. Requires the GIL.</summary>
+    internal static object? Unbox(Interop.PyObject* o)
+    {
+        if (o == null || CPython.Py_TYPE(o) != HandleBox) return null;
+        nint h = ((HandleBoxObject*)o)->gchandle;
+        return h == 0 ? null : GCHandle.FromIntPtr(h).Target;
+    }
+
+    [UnmanagedCallersOnly]
+    private static void HandleBoxDealloc(Interop.PyObject* self)
+    {
+        try
+        {
+            var box = (HandleBoxObject*)self;
+            if (box->gchandle != 0) GCHandle.FromIntPtr(box->gchandle).Free();
+            box->gchandle = 0;
+        }
+        catch (Exception e) { CallbackFailure.Report("freeing a handle box", e); }
+        FreeInstance(self);
+    }
+
+    private static void FreeInstance(Interop.PyObject* self)
+    {
+        var type = CPython.Py_TYPE(self);
+        CPython.PyObject_Free(self);
+        CPython.Py_DecRef((Interop.PyObject*)type); // heap-type instances own a reference to their type
+    }
+
+    // ---- Ready awaitables ----
+
+    /// <summary>New reference. Steals <paramref name="value"/> (or <paramref name="exception"/>). Requires the GIL.</summary>
+    internal static Interop.PyObject* NewReady(Interop.PyObject* value, Interop.PyObject* exception)
+    {
+        var o = CPython.PyType_GenericAlloc(Ready, 0);
+        if (o == null)
+        {
+            if (value != null) CPython.Py_DecRef(value);
+            if (exception != null) CPython.Py_DecRef(exception);
+            throw PythonException.Fetch();
+        }
+        ((ReadyObject*)o)->value = value;
+        ((ReadyObject*)o)->exception = exception;
+        return o;
+    }
+
+    [UnmanagedCallersOnly]
+    private static void ReadyDealloc(Interop.PyObject* self)
+    {
+        var r = (ReadyObject*)self;
+        if (r->value != null) CPython.Py_DecRef(r->value);
+        if (r->exception != null) CPython.Py_DecRef(r->exception);
+        FreeInstance(self);
+    }
+
+    [UnmanagedCallersOnly]
+    private static Interop.PyObject* ReadyAwait(Interop.PyObject* self)
+    {
+        CPython.Py_IncRef(self);
+        return self;
+    }
+
+    [UnmanagedCallersOnly]
+    private static Interop.PyObject* ReadyNext(Interop.PyObject* self)
+    {
+        var r = (ReadyObject*)self;
+        if (r->exception != null)
+        {
+            CPython.Py_IncRef(r->exception);
+            PythonException.RestoreRaw(r->exception);
+            return null;
+        }
+        var value = r->value != null ? r->value : CPython.Py_None;
+        if (value == CPython.Py_None)
+        {
+            CPython.PyErr_SetObject(CPython.PyExc_StopIteration, null);
+            return null;
+        }
+        // PyErr_SetObject would unpack a tuple (or adopt an exception) as StopIteration's own
+        // arguments, so wrap the value in an instance first, as CPython's generators do.
+        var args = stackalloc Interop.PyObject*[2];
+        args[1] = value;
+        var stop = CPython.PyObject_VectorcallDict(CPython.PyExc_StopIteration, args + 1, 1 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), null);
+        if (stop == null) return null;
+        CPython.PyErr_SetObject(CPython.PyExc_StopIteration, stop);
+        CPython.Py_DecRef(stop);
+        return null;
+    }
+
+    [UnmanagedCallersOnly]
+    private static int ReadySend(Interop.PyObject* self, Interop.PyObject* arg, Interop.PyObject** result)
+    {
+        var r = (ReadyObject*)self;
+        if (r->exception != null)
+        {
+            CPython.Py_IncRef(r->exception);
+            PythonException.RestoreRaw(r->exception);
+            *result = null;
+            return CPython.PYGEN_ERROR;
+        }
+        var value = r->value != null ? r->value : CPython.Py_None;
+        CPython.Py_IncRef(value);
+        *result = value;
+        return CPython.PYGEN_RETURN;
+    }
+}

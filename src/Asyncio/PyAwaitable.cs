@@ -1,0 +1,215 @@
+using System.Runtime.CompilerServices;
+using AsyncioRaw.Interop;
+
+namespace AsyncioRaw.Asyncio;
+
+/// <summary>
+/// .NET awaits Python (pyo3's <c>into_future</c>): any awaitable — a coroutine, an asyncio Future or
+/// Task, a generator-based coroutine, an object with <c>__await__</c> — becomes a Task, scheduled on
+/// the loop of the current <see cref="TaskLocals"/> (or the loop running on this thread). The result
+/// is a new reference the caller owns. Cancelling the token cancels the Python task; Python's
+/// CancelledError surfaces as a canceled Task. Blocking on the Task from the loop's own thread throws
+/// instead of deadlocking.
+/// </summary>
+public static class PyAwaitable
+{
+    public static Task<PyObject> ToTask(PyObject awaitable, CancellationToken cancellationToken = default) =>
+        ToTask<PyObject>(awaitable, null, cancellationToken);
+
+    public static Task<T> ToTask<T>(PyObject awaitable, CancellationToken cancellationToken = default) =>
+        ToTask<T>(awaitable, null, cancellationToken);
+
+    public static Task<PyObject> ToTask(PyObject awaitable, EventLoop loop, CancellationToken cancellationToken = default) =>
+        ToTask<PyObject>(awaitable, loop, cancellationToken);
+
+    /// <summary>Awaits <paramref name="awaitable"/> on <paramref name="loop"/> (or the current one) and converts the result to <typeparamref name="T"/>.</summary>
+    public static unsafe Task<T> ToTask<T>(PyObject awaitable, EventLoop? loop, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(awaitable);
+        var locals = TaskLocals.Current;
+        using var gil = Gil.Acquire();
+        loop ??= locals?.Loop ?? EventLoop.Running() ?? throw TaskLocalsMissing();
+        var context = ReferenceEquals(locals?.Loop, loop) ? locals!.Context : null;
+        var op = new AwaitOperation<T>(loop, context);
+        var reference = awaitable.Handle;
+        CPython.Py_IncRef(reference);
+        if (loop.IsOnLoopThread) op.Begin(reference);
+        else loop.Post(static s => ((AwaitOperation<T>)((object[])s!)[0]).BeginPosted((nint)((object[])s)[1]), new object[] { op, (nint)reference }, null);
+        if (cancellationToken.CanBeCanceled) op.RegisterCancellation(cancellationToken);
+        return op.Task;
+    }
+
+    private static InvalidOperationException TaskLocalsMissing()
+    {
+        try { TaskLocals.Require(); }
+        catch (InvalidOperationException e) { return e; }
+        return new InvalidOperationException("No event loop.");
+    }
+
+    /// <summary><c>await pyObject</c>: awaits a Python awaitable on the current loop.</summary>
+    public static TaskAwaiter<PyObject> GetAwaiter(this PyObject awaitable) => ToTask(awaitable).GetAwaiter();
+}
+
+/// <summary>One .NET await of one Python awaitable.</summary>
+internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPendingOperation
+{
+    private readonly EventLoop _loop;
+    private readonly PyObject? _context;
+    private readonly CancellationTokenSource _cts = new();
+    private CancellationTokenRegistration _registration;
+    private PyObject? _future;
+    private Exception? _beginError;
+    private volatile bool _pythonDone;
+    private volatile bool _cancelRequested;
+
+    internal AwaitOperation(EventLoop loop, PyObject? context)
+    {
+        _loop = loop;
+        _context = context;
+        // A scheduled (not promise) task, so that .Wait()/.Result reach LoopTaskScheduler.
+        Task = new Task<T>(static s => ((AwaitOperation<T>)s!).TakeResult(), this, _cts.Token);
+        Task.Start(loop.Scheduler);
+    }
+
+    internal Task<T> Task { get; }
+
+    public bool IsPythonDone => _pythonDone;
+
+    internal void BeginPosted(nint awaitable) => Begin((Interop.PyObject*)awaitable);
+
+    /// <summary>On the loop thread with the GIL. Steals <paramref name="awaitable"/>.</summary>
+    internal void Begin(Interop.PyObject* awaitable)
+    {
+        try
+        {
+            if (_cancelRequested)
+            {
+                CloseIfCoroutine(awaitable);
+                CPython.Py_DecRef(awaitable);
+                _pythonDone = true;
+                _cts.Cancel();
+                return;
+            }
+            var future = ToFuture(awaitable);
+            CPython.Py_DecRef(awaitable);
+            _future = PyObject.Steal(future);
+            if (PyNames.CallBool0(future, PyNames.done))
+            {
+                OnDone(future); // already finished: no loop iteration, no callback
+                return;
+            }
+            var callback = Callbacks.OneArg(this);
+            var r = PyNames.CallMethod1(future, PyNames.add_done_callback, callback);
+            CPython.Py_DecRef(callback);
+            PyNames.Check(r);
+            _loop.Track(this);
+        }
+        catch (Exception e)
+        {
+            _beginError = e;
+            _pythonDone = true;
+            _loop.Scheduler.Execute(Task);
+        }
+    }
+
+    /// <summary>New reference to an asyncio future for the awaitable (borrowed).</summary>
+    private Interop.PyObject* ToFuture(Interop.PyObject* awaitable)
+    {
+        if (CPython.Py_TYPE(awaitable) == (PyTypeObject*)PyNames.CoroutineType.Handle)
+        {
+            // The Task copies the current context when created: enter the caller's first, so the
+            // coroutine sees its context variables (create_task's context= needs 3.11).
+            bool entered = false;
+            if (_context != null && !ReferenceEquals(_context, _loop.EnteredContext))
+            {
+                PythonException.ThrowIfMinusOne(CPython.PyContext_Enter(_context.Handle));
+                entered = true;
+            }
+            try
+            {
+                var task = PyNames.CallMethod1(_loop.LoopHandle, PyNames.create_task, awaitable);
+                return task != null ? task : throw PythonException.Fetch();
+            }
+            finally
+            {
+                if (entered && CPython.PyContext_Exit(_context!.Handle) != 0) CPython.PyErr_Clear();
+            }
+        }
+        int isFuture = CPython.PyObject_IsInstance(awaitable, PyNames.FutureType.Handle);
+        PythonException.ThrowIfMinusOne(isFuture);
+        if (isFuture == 1)
+        {
+            CPython.Py_IncRef(awaitable);
+            return awaitable;
+        }
+        // Anything else awaitable (generator-based coroutines, __await__ objects, foreign futures).
+        using var ensure = PyObject.FromBorrowedHandle((nint)awaitable);
+        using var loop = PyObject.FromBorrowedHandle((nint)_loop.LoopHandle);
+        using var future = PyNames.EnsureFuture.Call([ensure], [new KeyValuePair<string, object?>("loop", loop)]);
+        return future.Detach();
+    }
+
+    private static void CloseIfCoroutine(Interop.PyObject* awaitable)
+    {
+        if (CPython.Py_TYPE(awaitable) != (PyTypeObject*)PyNames.CoroutineType.Handle) return;
+        var r = PyNames.CallMethod0(awaitable, PyNames.close); // no "never awaited" warning
+        if (r == null) CPython.PyErr_Clear();
+        else CPython.Py_DecRef(r);
+    }
+
+    /// <summary>The future's done callback (loop thread, GIL).</summary>
+    internal override void Invoke(Interop.PyObject* future) => OnDone(future);
+
+    private void OnDone(Interop.PyObject* future)
+    {
+        _pythonDone = true;
+        _loop.Untrack(this);
+        _registration.Dispose();
+        if (PyNames.CallBool0(future, PyNames.cancelled))
+        {
+            _future?.Dispose();
+            _cts.Cancel();
+        }
+        else
+        {
+            _loop.Scheduler.Execute(Task);
+        }
+    }
+
+    /// <summary>The task's body: runs on the loop thread from OnDone, with the GIL.</summary>
+    private T TakeResult()
+    {
+        if (_beginError != null) throw _beginError;
+        using var future = _future!;
+        var r = PyNames.CallMethod0(future.Handle, PyNames.result);
+        if (r == null) throw AsyncErrors.Fetch();
+        if (typeof(T) == typeof(PyObject)) return (T)(object)PyObject.Steal(r);
+        try { return PyConvert.ToClrRaw<T>(r); }
+        finally { CPython.Py_DecRef(r); }
+    }
+
+    internal void RegisterCancellation(CancellationToken token) =>
+        _registration = token.UnsafeRegister(static s => ((AwaitOperation<T>)s!).CancelFromDotNet(), this);
+
+    private void CancelFromDotNet()
+    {
+        if (_pythonDone) return;
+        _cancelRequested = true;
+        if (_loop.IsOnLoopThread && Gil.HeldByUs) CancelFuture();
+        else _loop.Post(static s => ((AwaitOperation<T>)s!).CancelFuture(), this, null);
+    }
+
+    private void CancelFuture()
+    {
+        if (_pythonDone || _future is null) return; // not begun yet: Begin sees _cancelRequested
+        var r = PyNames.CallMethod0(_future.Handle, PyNames.cancel);
+        if (r == null) CPython.PyErr_Clear();
+        else CPython.Py_DecRef(r);
+    }
+
+    void IPendingOperation.OnLoopClosed()
+    {
+        _pythonDone = true;
+        _cts.Cancel();
+    }
+}
