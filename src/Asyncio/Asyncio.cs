@@ -62,7 +62,7 @@ public static class Asyncio
         {
             using var locals = new TaskLocalsOwner(loop);
             var mainTask = StartOnLoop(loop, locals.Locals, main, cts.Token);
-            using var future = PyFuture.FromTask(mainTask, loop);
+            using var future = PyFuture.Completion(mainTask, loop);
             try
             {
                 using (loopObj.CallMethod("run_until_complete", future)) { }
@@ -108,7 +108,7 @@ public static class Asyncio
                 try { started.SetResult(main(token)); }
                 catch (Exception e) { started.SetResult(Task.FromException<T>(e)); }
             }
-        }, null, null);
+        });
         return started.Task.Unwrap();
     }
 

@@ -22,7 +22,7 @@ public sealed unsafe class EventLoop
     private int _eventFd = -1;
     private volatile bool _closed;
 
-    private readonly record struct WorkItem(Action<object?> Callback, object? State, PyObject? Context);
+    private readonly record struct WorkItem(Action<object?> Callback, object? State);
 
     // Loops we run are held strongly; loops we adopted (someone else runs them) weakly, so that
     // our wrapper never keeps them alive. The raw pointer is valid while the loop runs.
@@ -51,10 +51,6 @@ public sealed unsafe class EventLoop
 
     internal LoopSynchronizationContext SyncContext { get; }
     internal LoopTaskScheduler Scheduler { get; }
-
-    // The contextvars context currently entered by a drain on this loop, so that nested entry
-    // of the same context (a RuntimeError in Python) is skipped.
-    internal PyObject? EnteredContext;
 
     private EventLoop(PyObject? owned, nint loopHandle, int threadId)
     {
@@ -145,12 +141,10 @@ public sealed unsafe class EventLoop
 
     /// <summary>Runs <paramref name="callback"/> on the loop thread, inside the loop, with the GIL.
     /// Thread-safe. After the loop is closed the work is dropped.</summary>
-    public void Post(Action<object?> callback, object? state = null) => Post(callback, state, TaskLocals.Current?.Context);
-
-    internal void Post(Action<object?> callback, object? state, PyObject? context)
+    public void Post(Action<object?> callback, object? state = null)
     {
         if (_closed) return;
-        _queue.Enqueue(new WorkItem(callback, state, context));
+        _queue.Enqueue(new WorkItem(callback, state));
         if (Interlocked.Exchange(ref _wakePending, 1) == 0) Wake();
     }
 
@@ -217,17 +211,6 @@ public sealed unsafe class EventLoop
 
     private void Run(in WorkItem item)
     {
-        bool entered = false;
-        var context = item.Context;
-        if (context != null && !context.IsDisposed && !ReferenceEquals(context, EnteredContext))
-        {
-            if (CPython.PyContext_Enter(context.Handle) == 0)
-            {
-                entered = true;
-                EnteredContext = context;
-            }
-            else CPython.PyErr_Clear();
-        }
         try
         {
             item.Callback(item.State);
@@ -235,14 +218,6 @@ public sealed unsafe class EventLoop
         catch (Exception e)
         {
             ReportUnhandled(e, "unhandled exception in .NET code running on the event loop");
-        }
-        finally
-        {
-            if (entered)
-            {
-                EnteredContext = null;
-                if (CPython.PyContext_Exit(context!.Handle) != 0) CPython.PyErr_Clear();
-            }
         }
     }
 

@@ -92,7 +92,7 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
                 else if (t.IsCanceled) tcs.TrySetCanceled();
                 else tcs.TrySetException(t.Exception!.InnerExceptions);
             }, (tcs, linked), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        }, null, null);
+        });
         return tcs.Task;
     }
 
@@ -133,7 +133,7 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) { await _stopped.Task.ConfigureAwait(false); return; }
         _stopping.Cancel();
-        Loop.Post(static s => ((EventLoopThread)s!).StopLoop(), this, null);
+        Loop.Post(static s => ((EventLoopThread)s!).StopLoop(), this);
         await _stopped.Task.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
         _thread.Join();
     }

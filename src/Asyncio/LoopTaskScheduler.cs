@@ -16,6 +16,10 @@ internal sealed class LoopTaskScheduler(EventLoop loop) : TaskScheduler
 
     internal bool Execute(Task task) => TryExecuteTask(task);
 
+    // Cancelling a task's token only completes it as Canceled at once if its scheduler lets go of
+    // it; nothing is really queued here, so always let go (a later Execute then does nothing).
+    protected override bool TryDequeue(Task task) => true;
+
     protected override bool TryExecuteTaskInline(Task task, bool taskWasPreviouslyQueued)
     {
         if (task.AsyncState is IAwaitOperation { IsPythonDone: false } && loop.IsOnLoopThread)

@@ -34,7 +34,7 @@ public static class PyAwaitable
         var reference = awaitable.Handle;
         CPython.Py_IncRef(reference);
         if (loop.IsOnLoopThread) op.Begin(reference);
-        else loop.Post(static s => ((AwaitOperation<T>)((object[])s!)[0]).BeginPosted((nint)((object[])s)[1]), new object[] { op, (nint)reference }, null);
+        else loop.Post(static s => ((AwaitOperation<T>)((object[])s!)[0]).BeginPosted((nint)((object[])s)[1]), new object[] { op, (nint)reference });
         if (cancellationToken.CanBeCanceled) op.RegisterCancellation(cancellationToken);
         return op.Task;
     }
@@ -120,7 +120,7 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
             // The Task copies the current context when created: enter the caller's first, so the
             // coroutine sees its context variables (create_task's context= needs 3.11).
             bool entered = false;
-            if (_context != null && !ReferenceEquals(_context, _loop.EnteredContext))
+            if (_context != null && !TaskLocals.IsEntered(_context))
             {
                 PythonException.ThrowIfMinusOne(CPython.PyContext_Enter(_context.Handle));
                 entered = true;
@@ -196,7 +196,7 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
         if (_pythonDone) return;
         _cancelRequested = true;
         if (_loop.IsOnLoopThread && Gil.HeldByUs) CancelFuture();
-        else _loop.Post(static s => ((AwaitOperation<T>)s!).CancelFuture(), this, null);
+        else _loop.Post(static s => ((AwaitOperation<T>)s!).CancelFuture(), this);
     }
 
     private void CancelFuture()

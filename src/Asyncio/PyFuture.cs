@@ -34,6 +34,10 @@ public static unsafe class PyFuture
     /// <summary>The same, bound to <paramref name="loop"/> (any thread may call this).</summary>
     public static PyObject FromTask<T>(Task<T> task, EventLoop loop) => Wrap(task, &ResultOf<T>, loop, null);
 
+    /// <summary>An awaitable that completes (with None) when <paramref name="task"/> does; its
+    /// result stays on the .NET side.</summary>
+    internal static PyObject Completion(Task task, EventLoop loop) => Wrap(task, &NoResult, loop, null);
+
     private static PyObject Wrap(Task task, delegate*<Task, Interop.PyObject*> resultOf, EventLoop? loop, CancellationTokenSource? cts)
     {
         using var gil = Gil.Acquire();
@@ -120,7 +124,7 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
     private void OnTaskCompleted()
     {
         if (_loop.IsOnLoopThread && Gil.HeldByUs) Complete();
-        else _loop.Post(static s => ((CompletionOperation)s!).Complete(), this, null);
+        else _loop.Post(static s => ((CompletionOperation)s!).Complete(), this);
     }
 
     /// <summary>Loop thread, GIL. Never completes a future that is done, nor one of a closed loop.</summary>
@@ -136,26 +140,30 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
         {
             if (PyNames.CallBool0(future, PyNames.done)) return; // cancelled by Python meanwhile
             Interop.PyObject* r;
-            if (_task.IsCompletedSuccessfully)
+            Exception? error = _task.IsCompletedSuccessfully ? null : AsyncErrors.Of(_task);
+            if (error is null)
             {
-                var value = _resultOf(_task);
-                r = PyNames.CallMethod1(future, PyNames.set_result, value);
-                CPython.Py_DecRef(value);
+                Interop.PyObject* value = null;
+                try { value = _resultOf(_task); }
+                catch (Exception conversion) { error = conversion; } // e.g. no Python form: fail the future, never leave it pending
+                if (value != null)
+                {
+                    r = PyNames.CallMethod1(future, PyNames.set_result, value);
+                    CPython.Py_DecRef(value);
+                    PyNames.Check(r);
+                    return;
+                }
+            }
+            if (error is OperationCanceledException)
+            {
+                r = PyNames.CallMethod0(future, PyNames.cancel);
             }
             else
             {
-                var error = AsyncErrors.Of(_task);
-                if (error is OperationCanceledException)
-                {
-                    r = PyNames.CallMethod0(future, PyNames.cancel);
-                }
-                else
-                {
-                    var exc = ExceptionBridge.ToPythonRaw(error, 0);
-                    if (exc == null) throw PythonException.Fetch();
-                    r = PyNames.CallMethod1(future, PyNames.set_exception, exc);
-                    CPython.Py_DecRef(exc);
-                }
+                var exc = ExceptionBridge.ToPythonRaw(error!, 0);
+                if (exc == null) throw PythonException.Fetch();
+                r = PyNames.CallMethod1(future, PyNames.set_exception, exc);
+                CPython.Py_DecRef(exc);
             }
             PyNames.Check(r);
         }

@@ -1,3 +1,5 @@
+using AsyncioRaw.Interop;
+
 namespace AsyncioRaw.Asyncio;
 
 /// <summary>
@@ -6,9 +8,47 @@ namespace AsyncioRaw.Asyncio;
 /// into .NET. Python awaitables turned into Tasks run in that context, and so do synchronous
 /// Python calls made from continuations on the loop.
 /// </summary>
-public sealed class TaskLocals
+public sealed unsafe class TaskLocals
 {
-    private static readonly AsyncLocal<TaskLocals?> s_current = new();
+    private static readonly AsyncLocal<TaskLocals?> s_current = new(OnChanged);
+
+    // The Python context this thread entered for the current task locals (at most one: the old
+    // one is always exited before a new one is entered).
+    [ThreadStatic] private static PyObject? t_entered;
+
+    /// <summary>
+    /// .NET switches ExecutionContexts whenever it runs a continuation, and this is told of every
+    /// switch that changes the task locals. On the loop thread, holding the GIL, the Python context
+    /// follows: synchronous Python calls made by that .NET code see the caller's context variables,
+    /// wherever the continuation was queued from. Must never throw (it runs inside the switch).
+    /// </summary>
+    private static void OnChanged(AsyncLocalValueChangedArgs<TaskLocals?> args)
+    {
+        try
+        {
+            if (!Gil.HeldByUs || !PythonRuntime.IsInitialized) return;
+            var entered = t_entered;
+            var next = args.CurrentValue;
+            if (entered != null && ReferenceEquals(next?.Context, entered)) return;
+            if (entered != null)
+            {
+                t_entered = null;
+                if (!entered.IsDisposed && CPython.PyContext_Exit(entered.Handle) != 0) CPython.PyErr_Clear();
+            }
+            if (next?.Context is { IsDisposed: false } context && next.Loop.IsOnLoopThread)
+            {
+                if (CPython.PyContext_Enter(context.Handle) == 0) t_entered = context;
+                else CPython.PyErr_Clear(); // already entered further down: it is current anyway
+            }
+        }
+        catch (Exception e)
+        {
+            CallbackFailure.Report("switching the Python context with the .NET execution context", e);
+        }
+    }
+
+    /// <summary>True when <paramref name="context"/> is the context this thread entered for its task locals.</summary>
+    internal static bool IsEntered(PyObject context) => ReferenceEquals(t_entered, context);
 
     public TaskLocals(EventLoop loop, PyObject? context)
     {
