@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Set-up for a fresh machine of this project's kind (Debian, .NET SDK, pyenv CPythons):
-# restores and builds the solution, then runs the sample that embeds Python.
+# installs Debian's uvloop for Debian's Python 3.11 (a third-party event loop the tests run
+# the bridge on), restores and builds the solution, then runs the sample that embeds Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! /usr/bin/python3.11 -c 'import uvloop' >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-uvloop
+  else
+    echo "note: python3-uvloop is not installed (needs root and apt); the uvloop test will be skipped" >&2
+  fi
+fi
 dotnet build AsyncioRaw.sln
 dotnet run --no-build --project samples/Hello

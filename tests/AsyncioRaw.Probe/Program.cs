@@ -10,6 +10,9 @@ try
         "use" => Use(args[1]),
         "misuse" => Misuse(),
         "finalize" => FinalizeWhileAlive(),
+        "ctrl-c" => CtrlC(ignoreCancellation: false),
+        "ctrl-c-stubborn" => CtrlC(ignoreCancellation: true),
+        "running-loop-type" => RunningLoopType(args[1]),
         _ => throw new ArgumentException($"unknown probe '{args[0]}'"),
     };
 }
@@ -28,6 +31,58 @@ static int Which()
     Console.WriteLine($"version={version.As<string>()}");
     Console.WriteLine($"path={PythonLibrary.LoadedPath}");
     Console.WriteLine($"rule={PythonLibrary.FoundBy}");
+    return 0;
+}
+
+// Python owns the main thread; the test sends SIGINT once "ready" is printed.
+static int CtrlC(bool ignoreCancellation)
+{
+    try
+    {
+        AsyncioRaw.Asyncio.Asyncio.Run(async ct =>
+        {
+            Console.WriteLine("ready");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ignoreCancellation ? CancellationToken.None : ct);
+            }
+            catch (OperationCanceledException)
+            {
+                await Task.Delay(50, CancellationToken.None); // cleanup that itself awaits
+                Console.WriteLine("cleanup");
+            }
+        });
+        Console.WriteLine("returned normally");
+        return 0;
+    }
+    catch (PythonKeyboardInterruptException)
+    {
+        // What a Python program does on an uncaught KeyboardInterrupt: exit status 128 + SIGINT.
+        Console.WriteLine("KeyboardInterrupt");
+        return 130;
+    }
+}
+
+// The running loop's type as .NET sees it, with an optional event loop policy module (uvloop).
+static int RunningLoopType(string policy)
+{
+    PythonRuntime.Initialize();
+    if (policy != "default")
+    {
+        using var module = Py.Import(policy);
+        using var asyncio = Py.Import("asyncio");
+        using (asyncio.CallMethod("set_event_loop_policy", module.CallMethod("EventLoopPolicy"))) { }
+    }
+    var type = AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+    {
+        using var asyncio = Py.Import("asyncio");
+        using var sleep = asyncio.CallMethod("sleep", 0.01, "slept");
+        using var slept = await AsyncioRaw.Asyncio.PyAwaitable.ToTask(sleep);
+        using var loop = asyncio.CallMethod("get_running_loop");
+        using var type = loop.GetAttr("__class__");
+        return $"{type.GetAttr("__module__")}.{type.GetAttr("__qualname__")} {slept}";
+    });
+    Console.WriteLine($"loop={type}");
     return 0;
 }
 
