@@ -32,6 +32,7 @@ internal static unsafe class Callbacks
 {
     private static PyMethodDef* s_noArgs;
     private static PyMethodDef* s_oneArg;
+    private static PyMethodDef* s_fastCall;
 
     /// <summary>New reference to a builtin function that calls <paramref name="target"/>. Requires the GIL.</summary>
     internal static Interop.PyObject* NoArgs(NoArgsCallback target) => Create(ref s_noArgs, "dotnet_callback", CPython.METH_NOARGS,
@@ -39,6 +40,14 @@ internal static unsafe class Callbacks
 
     internal static Interop.PyObject* OneArg(OneArgCallback target) => Create(ref s_oneArg, "dotnet_callback", CPython.METH_O,
         (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&OneArgTrampoline, target);
+
+    /// <summary>An internal callback taking several arguments (shares one method def).</summary>
+    internal static Interop.PyObject* FastCall(FastCallTarget target)
+    {
+        var meth = (delegate* unmanaged<Interop.PyObject*, Interop.PyObject**, nint, Interop.PyObject*, Interop.PyObject*>)&FastCallTrampoline;
+        return Create(ref s_fastCall, "dotnet_callback", CPython.METH_FASTCALL | CPython.METH_KEYWORDS,
+            (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)meth, target);
+    }
 
     /// <summary>A named function; one method def per function, so __name__ is right.</summary>
     internal static Interop.PyObject* FastCall(string name, string? doc, FastCallTarget target)
@@ -73,6 +82,8 @@ internal static unsafe class Callbacks
     private static Interop.PyObject* NoArgsTrampoline(Interop.PyObject* self, Interop.PyObject* unused)
     {
         int depth = Gil.EnterCallback();
+        bool followed = TaskLocals.t_followExecutionContext;
+        TaskLocals.t_followExecutionContext = false;
         try
         {
             ((NoArgsCallback)NativeTypes.Unbox(self)!).Invoke();
@@ -86,6 +97,7 @@ internal static unsafe class Callbacks
         }
         finally
         {
+            TaskLocals.t_followExecutionContext = followed;
             Gil.ExitCallback(depth);
         }
     }
@@ -94,6 +106,8 @@ internal static unsafe class Callbacks
     private static Interop.PyObject* OneArgTrampoline(Interop.PyObject* self, Interop.PyObject* arg)
     {
         int depth = Gil.EnterCallback();
+        bool followed = TaskLocals.t_followExecutionContext;
+        TaskLocals.t_followExecutionContext = false;
         try
         {
             ((OneArgCallback)NativeTypes.Unbox(self)!).Invoke(arg);
@@ -107,6 +121,7 @@ internal static unsafe class Callbacks
         }
         finally
         {
+            TaskLocals.t_followExecutionContext = followed;
             Gil.ExitCallback(depth);
         }
     }
@@ -115,6 +130,8 @@ internal static unsafe class Callbacks
     private static Interop.PyObject* FastCallTrampoline(Interop.PyObject* self, Interop.PyObject** args, nint nargsf, Interop.PyObject* kwnames)
     {
         int depth = Gil.EnterCallback();
+        bool followed = TaskLocals.t_followExecutionContext;
+        TaskLocals.t_followExecutionContext = false;
         try
         {
             nint nargs = (nint)((ulong)nargsf & ~CPython.PY_VECTORCALL_ARGUMENTS_OFFSET);
@@ -127,6 +144,7 @@ internal static unsafe class Callbacks
         }
         finally
         {
+            TaskLocals.t_followExecutionContext = followed;
             Gil.ExitCallback(depth);
         }
     }

@@ -196,6 +196,8 @@ public sealed unsafe class EventLoop
         Interlocked.Exchange(ref _wakePending, 0);
         var previous = SynchronizationContext.Current;
         SynchronizationContext.SetSynchronizationContext(SyncContext);
+        bool followed = TaskLocals.t_followExecutionContext;
+        TaskLocals.t_followExecutionContext = true;
         try
         {
             // Only what is queued now: work posted while draining waits for the next iteration,
@@ -205,6 +207,7 @@ public sealed unsafe class EventLoop
         }
         finally
         {
+            TaskLocals.t_followExecutionContext = followed;
             SynchronizationContext.SetSynchronizationContext(previous);
         }
     }

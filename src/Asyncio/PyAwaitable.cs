@@ -57,8 +57,9 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
     private readonly PyObject? _context;
     private readonly CancellationTokenSource _cts = new();
     private CancellationTokenRegistration _registration;
-    private PyObject? _future;
-    private Exception? _beginError;
+    private PyObject? _future;   // the asyncio Task or Future: what cancel() goes to
+    private PyObject? _result;   // reported by run_and_report
+    private Exception? _error;   // reported by run_and_report, or from Begin
     private volatile bool _pythonDone;
     private volatile bool _cancelRequested;
 
@@ -90,6 +91,11 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
                 _cts.Cancel();
                 return;
             }
+            if (CPython.Py_TYPE(awaitable) == (PyTypeObject*)PyNames.CoroutineType.Handle)
+            {
+                BeginCoroutine(awaitable);
+                return;
+            }
             var future = ToFuture(awaitable);
             CPython.Py_DecRef(awaitable);
             _future = PyObject.Steal(future);
@@ -106,35 +112,129 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
         }
         catch (Exception e)
         {
-            _beginError = e;
+            _error = e;
             _pythonDone = true;
             _loop.Scheduler.Execute(Task);
         }
     }
 
-    /// <summary>New reference to an asyncio future for the awaitable (borrowed).</summary>
-    private Interop.PyObject* ToFuture(Interop.PyObject* awaitable)
+    /// <summary>
+    /// A coroutine runs in a Task wrapped by run_and_report, which reports the outcome from inside
+    /// the task's last step. On 3.12+ the task starts eagerly: a coroutine that never suspends
+    /// completes before Begin returns, with no loop iteration at all.
+    /// </summary>
+    private void BeginCoroutine(Interop.PyObject* coroutine)
     {
-        if (CPython.Py_TYPE(awaitable) == (PyTypeObject*)PyNames.CoroutineType.Handle)
+        var report = Callbacks.FastCall(new Reporter(this));
+        var args = stackalloc Interop.PyObject*[3];
+        args[1] = coroutine;
+        args[2] = report;
+        var wrapper = PyObject.VectorcallRaw(PyNames.RunAndReport.Handle, args + 1, 2);
+        CPython.Py_DecRef(report);
+        CPython.Py_DecRef(coroutine);
+        if (wrapper == null) throw PythonException.Fetch();
+        try
         {
+            _loop.Track(this);
             // The Task copies the current context when created: enter the caller's first, so the
             // coroutine sees its context variables (create_task's context= needs 3.11).
             bool entered = false;
             if (_context != null && !TaskLocals.IsEntered(_context))
             {
-                PythonException.ThrowIfMinusOne(CPython.PyContext_Enter(_context.Handle));
-                entered = true;
+                // Fails only when it is already entered further down the stack, i.e. current
+                // anyway for this purpose: go on without entering it again.
+                entered = CPython.PyContext_Enter(_context.Handle) == 0;
+                if (!entered) CPython.PyErr_Clear();
             }
+            Interop.PyObject* task;
             try
             {
-                var task = PyNames.CallMethod1(_loop.LoopHandle, PyNames.create_task, awaitable);
-                return task != null ? task : throw PythonException.Fetch();
+                task = PyNames.EagerTask is { } taskType
+                    ? EagerTaskRaw(taskType.Handle, wrapper)
+                    : PyNames.CallMethod1(_loop.LoopHandle, PyNames.create_task, wrapper);
             }
             finally
             {
                 if (entered && CPython.PyContext_Exit(_context!.Handle) != 0) CPython.PyErr_Clear();
             }
+            if (task == null) throw PythonException.Fetch();
+            if (_pythonDone) CPython.Py_DecRef(task); // reported during the eager first step
+            else _future = PyObject.Steal(task);
         }
+        finally
+        {
+            CPython.Py_DecRef(wrapper);
+        }
+    }
+
+    private static Interop.PyObject* s_eagerKwnames;
+
+    /// <summary>asyncio.Task(wrapper, loop=loop, eager_start=True), 3.12+.</summary>
+    private Interop.PyObject* EagerTaskRaw(Interop.PyObject* taskType, Interop.PyObject* wrapper)
+    {
+        if (s_eagerKwnames == null)
+        {
+            using var names = PyConvert.ToPython(("loop", "eager_start"));
+            s_eagerKwnames = names.Detach(); // kept for the interpreter's life
+        }
+        var args = stackalloc Interop.PyObject*[4];
+        args[1] = wrapper;
+        args[2] = _loop.LoopHandle;
+        args[3] = CPython.Py_True;
+        return CPython.PyObject_Vectorcall(taskType, args + 1, 1 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), s_eagerKwnames);
+    }
+
+    private sealed class Reporter(AwaitOperation<T> op) : FastCallTarget
+    {
+        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
+        {
+            op.OnReport(args[0] == CPython.Py_True, args[1]);
+            CPython.Py_IncRef(CPython.Py_None);
+            return CPython.Py_None;
+        }
+    }
+
+    /// <summary>From inside the task's last step (loop thread, GIL). <paramref name="value"/> is borrowed.</summary>
+    private void OnReport(bool ok, Interop.PyObject* value)
+    {
+        _pythonDone = true;
+        _loop.Untrack(this);
+        _registration.Dispose();
+        _future?.Dispose();
+        if (ok)
+        {
+            _result = PyObject.FromBorrowed(value);
+        }
+        else
+        {
+            int cancelled = CPython.PyObject_IsInstance(value, PyNames.CancelledError.Handle);
+            if (cancelled == 1)
+            {
+                _cts.Cancel();
+                return;
+            }
+            CPython.Py_IncRef(value);
+            _error = PythonException.FromPython(value, 0);
+        }
+        ExecuteInOwnContext();
+    }
+
+    /// <summary>
+    /// Completes the .NET task; continuations inlined here resume in the contextvars context of
+    /// their own task locals (entered as .NET restores their ExecutionContext), not in that of the
+    /// Python task whose last step is running: awaiting another task must not leak its variables.
+    /// </summary>
+    private void ExecuteInOwnContext()
+    {
+        bool followed = TaskLocals.t_followExecutionContext;
+        TaskLocals.t_followExecutionContext = true;
+        try { _loop.Scheduler.Execute(Task); }
+        finally { TaskLocals.t_followExecutionContext = followed; }
+    }
+
+    /// <summary>New reference to an asyncio future for a non-coroutine awaitable (borrowed).</summary>
+    private Interop.PyObject* ToFuture(Interop.PyObject* awaitable)
+    {
         int isFuture = CPython.PyObject_IsInstance(awaitable, PyNames.FutureType.Handle);
         PythonException.ThrowIfMinusOne(isFuture);
         if (isFuture == 1)
@@ -157,7 +257,7 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
         else CPython.Py_DecRef(r);
     }
 
-    /// <summary>The future's done callback (loop thread, GIL).</summary>
+    /// <summary>A future's done callback (loop thread, GIL).</summary>
     internal override void Invoke(Interop.PyObject* future) => OnDone(future);
 
     private void OnDone(Interop.PyObject* future)
@@ -172,24 +272,37 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
         }
         else
         {
-            _loop.Scheduler.Execute(Task);
+            ExecuteInOwnContext();
         }
     }
 
-    /// <summary>The task's body: runs on the loop thread from OnDone, with the GIL.</summary>
+    /// <summary>The task's body: runs on the loop thread when Python is done, with the GIL.</summary>
     private T TakeResult()
     {
-        if (_beginError != null) throw _beginError;
-        using var future = _future!;
-        var r = PyNames.CallMethod0(future.Handle, PyNames.result);
-        if (r == null) throw AsyncErrors.Fetch();
-        if (typeof(T) == typeof(PyObject)) return (T)(object)PyObject.Steal(r);
+        if (_error != null) throw _error;
+        Interop.PyObject* r;
+        if (_result is { } result)
+        {
+            _result = null;
+            if (typeof(T) == typeof(PyObject)) return (T)(object)result;
+            r = result.Detach();
+        }
+        else
+        {
+            using var future = _future!;
+            r = PyNames.CallMethod0(future.Handle, PyNames.result);
+            if (r == null) throw AsyncErrors.Fetch();
+            if (typeof(T) == typeof(PyObject)) return (T)(object)PyObject.Steal(r);
+        }
         try { return PyConvert.ToClrRaw<T>(r); }
         finally { CPython.Py_DecRef(r); }
     }
 
-    internal void RegisterCancellation(CancellationToken token) =>
+    internal void RegisterCancellation(CancellationToken token)
+    {
+        if (_pythonDone) return;
         _registration = token.UnsafeRegister(static s => ((AwaitOperation<T>)s!).CancelFromDotNet(), this);
+    }
 
     private void CancelFromDotNet()
     {
@@ -201,7 +314,7 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
 
     private void CancelFuture()
     {
-        if (_pythonDone || _future is null) return; // not begun yet: Begin sees _cancelRequested
+        if (_pythonDone || _future is null || _future.IsDisposed) return; // not begun yet: Begin sees _cancelRequested
         var r = PyNames.CallMethod0(_future.Handle, PyNames.cancel);
         if (r == null) CPython.PyErr_Clear();
         else CPython.Py_DecRef(r);

@@ -20,6 +20,8 @@ internal static unsafe class PyNames
     internal static PyObject IsFuture = null!;         // asyncio.isfuture
     internal static PyObject CancelledError = null!;
     internal static PyObject InvalidStateError = null!;
+    internal static PyObject RunAndReport = null!;     // see BridgeSource
+    internal static PyObject? EagerTask;               // asyncio.Task, on 3.12+ (eager_start)
 
     private static readonly object s_lock = new();
     private static volatile bool s_ready;
@@ -60,10 +62,29 @@ internal static unsafe class PyNames
             InvalidStateError = Asyncio.GetAttr("InvalidStateError");
             using (var types = Py.Import("types")) CoroutineType = types.GetAttr("CoroutineType");
             FutureType = Asyncio.GetAttr("Future");
+            using (var bridge = Py.Run(BridgeSource, fileName: "<asyncioraw bridge>")) RunAndReport = bridge["run_and_report"];
+            if (PythonLibrary.Minor >= 12) EagerTask = Asyncio.GetAttr("Task");
             ObjectFinalizationHooks.Register(static () => s_ready = false);
             s_ready = true;
         }
     }
+
+    // Completing the .NET side from inside the task's last step, instead of through a done
+    // callback, saves the loop iteration that call_soon'ed done callbacks cost. The task itself
+    // ends quietly (nobody retrieves its result), except for the two exceptions asyncio lets
+    // escape the loop.
+    private const string BridgeSource = """
+        async def run_and_report(coro, report):
+            try:
+                result = await coro
+            except (KeyboardInterrupt, SystemExit) as e:
+                report(False, e)
+                raise
+            except BaseException as e:
+                report(False, e)
+            else:
+                report(True, result)
+        """;
 
     private static Interop.PyObject* Intern(string name)
     {

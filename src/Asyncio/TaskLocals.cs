@@ -16,6 +16,12 @@ public sealed unsafe class TaskLocals
     // one is always exited before a new one is entered).
     [ThreadStatic] private static PyObject? t_entered;
 
+    // True only while the loop's drain runs .NET continuations directly: there the Python context
+    // stack has nothing of ours or of a Python task above the drain's own context, so entering and
+    // exiting stay balanced. Python calling back into .NET (a task step, a done callback) turns it
+    // off: continuations inlined there already run in a task context copied from the right one.
+    [ThreadStatic] internal static bool t_followExecutionContext;
+
     /// <summary>
     /// .NET switches ExecutionContexts whenever it runs a continuation, and this is told of every
     /// switch that changes the task locals. On the loop thread, holding the GIL, the Python context
@@ -26,7 +32,7 @@ public sealed unsafe class TaskLocals
     {
         try
         {
-            if (!Gil.HeldByUs || !PythonRuntime.IsInitialized) return;
+            if (!t_followExecutionContext || !Gil.HeldByUs || !PythonRuntime.IsInitialized) return;
             var entered = t_entered;
             var next = args.CurrentValue;
             if (entered != null && ReferenceEquals(next?.Context, entered)) return;
