@@ -50,6 +50,34 @@ public sealed unsafe class EventLoop
     public bool IsClosed => _closed;
 
     internal LoopSynchronizationContext SyncContext { get; }
+
+    // Coroutines awaited from .NET report their outcome through one function per loop, with an
+    // integer key, instead of a function object and a GCHandle per await. Loop thread only.
+    private readonly Dictionary<long, IReportTarget> _reportTargets = [];
+    private long _nextReportKey;
+    private PyObject? _reporter;
+
+    /// <summary>The loop's report function (borrowed). Loop thread, GIL.</summary>
+    internal Interop.PyObject* Reporter => (_reporter ??= PyObject.StealOrThrow(Callbacks.FastCall(new ReportDispatch(this)))).Handle;
+
+    internal long AddReportTarget(IReportTarget target)
+    {
+        long key = ++_nextReportKey;
+        _reportTargets.Add(key, target);
+        return key;
+    }
+
+    private sealed class ReportDispatch(EventLoop loop) : FastCallTarget
+    {
+        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
+        {
+            long key = PyConvert.AsLong(args[0]);
+            if (loop._reportTargets.Remove(key, out var target))
+                target.OnReport(args[1] == CPython.Py_True, args[2]);
+            CPython.Py_IncRef(CPython.Py_None);
+            return CPython.Py_None;
+        }
+    }
     internal LoopTaskScheduler Scheduler { get; }
 
     private EventLoop(PyObject? owned, nint loopHandle, int threadId)
@@ -287,6 +315,9 @@ public sealed unsafe class EventLoop
             _pending.Clear();
         }
         foreach (var op in pending) op.OnLoopClosed();
+        foreach (var target in _reportTargets.Values) (target as IPendingOperation)?.OnLoopClosed();
+        _reportTargets.Clear();
+        _reporter?.Dispose();
         // .NET continuations still queued must not be lost: they resume on the thread pool.
         // (Completions meant for Python futures see IsClosed there and do nothing.)
         while (_queue.TryDequeue(out var item))
@@ -295,6 +326,14 @@ public sealed unsafe class EventLoop
         _loopWeakref?.Dispose();
         _owned?.Dispose();
     }
+}
+
+/// <summary>Receives the outcome of a coroutine run by run_and_report.</summary>
+internal unsafe interface IReportTarget
+{
+    /// <param name="ok">True for a result, false for an exception.</param>
+    /// <param name="value">Borrowed: the result, or the exception.</param>
+    void OnReport(bool ok, Interop.PyObject* value);
 }
 
 /// <summary>Work that waits on a loop and must be ended (cancelled) when the loop closes.</summary>

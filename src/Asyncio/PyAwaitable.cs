@@ -51,14 +51,16 @@ public static class PyAwaitable
 }
 
 /// <summary>One .NET await of one Python awaitable.</summary>
-internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPendingOperation
+internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPendingOperation, IReportTarget
 {
     private readonly EventLoop _loop;
     private readonly PyObject? _context;
     private readonly CancellationTokenSource _cts = new();
     private CancellationTokenRegistration _registration;
-    private PyObject? _future;   // the asyncio Task or Future: what cancel() goes to
-    private PyObject? _result;   // reported by run_and_report
+    // The asyncio Task or Future (what cancel() goes to) and the reported result: new references,
+    // kept raw because they are only touched on the loop thread with the GIL (no finalizer needed).
+    private Interop.PyObject* _future;
+    private Interop.PyObject* _result;
     private Exception? _error;   // reported by run_and_report, or from Begin
     private volatile bool _pythonDone;
     private volatile bool _cancelRequested;
@@ -98,7 +100,7 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
             }
             var future = ToFuture(awaitable);
             CPython.Py_DecRef(awaitable);
-            _future = PyObject.Steal(future);
+            _future = future;
             if (PyNames.CallBool0(future, PyNames.done))
             {
                 OnDone(future); // already finished: no loop iteration, no callback
@@ -125,17 +127,17 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
     /// </summary>
     private void BeginCoroutine(Interop.PyObject* coroutine)
     {
-        var report = Callbacks.FastCall(new Reporter(this));
-        var args = stackalloc Interop.PyObject*[3];
+        var key = PyConvert.ToPythonRaw(_loop.AddReportTarget(this));
+        var args = stackalloc Interop.PyObject*[4];
         args[1] = coroutine;
-        args[2] = report;
-        var wrapper = PyObject.VectorcallRaw(PyNames.RunAndReport.Handle, args + 1, 2);
-        CPython.Py_DecRef(report);
+        args[2] = _loop.Reporter;
+        args[3] = key;
+        var wrapper = PyObject.VectorcallRaw(PyNames.RunAndReport.Handle, args + 1, 3);
+        CPython.Py_DecRef(key);
         CPython.Py_DecRef(coroutine);
         if (wrapper == null) throw PythonException.Fetch();
         try
         {
-            _loop.Track(this);
             // The Task copies the current context when created: enter the caller's first, so the
             // coroutine sees its context variables (create_task's context= needs 3.11).
             bool entered = false;
@@ -159,7 +161,7 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
             }
             if (task == null) throw PythonException.Fetch();
             if (_pythonDone) CPython.Py_DecRef(task); // reported during the eager first step
-            else _future = PyObject.Steal(task);
+            else _future = task;
         }
         finally
         {
@@ -184,26 +186,16 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
         return CPython.PyObject_Vectorcall(taskType, args + 1, 1 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), s_eagerKwnames);
     }
 
-    private sealed class Reporter(AwaitOperation<T> op) : FastCallTarget
-    {
-        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
-        {
-            op.OnReport(args[0] == CPython.Py_True, args[1]);
-            CPython.Py_IncRef(CPython.Py_None);
-            return CPython.Py_None;
-        }
-    }
-
     /// <summary>From inside the task's last step (loop thread, GIL). <paramref name="value"/> is borrowed.</summary>
-    private void OnReport(bool ok, Interop.PyObject* value)
+    public void OnReport(bool ok, Interop.PyObject* value)
     {
         _pythonDone = true;
-        _loop.Untrack(this);
         _registration.Dispose();
-        _future?.Dispose();
+        ReleaseFuture();
         if (ok)
         {
-            _result = PyObject.FromBorrowed(value);
+            CPython.Py_IncRef(value);
+            _result = value;
         }
         else
         {
@@ -267,7 +259,7 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
         _registration.Dispose();
         if (PyNames.CallBool0(future, PyNames.cancelled))
         {
-            _future?.Dispose();
+            ReleaseFuture();
             _cts.Cancel();
         }
         else
@@ -280,22 +272,25 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
     private T TakeResult()
     {
         if (_error != null) throw _error;
-        Interop.PyObject* r;
-        if (_result is { } result)
+        Interop.PyObject* r = _result;
+        _result = null;
+        if (r == null)
         {
-            _result = null;
-            if (typeof(T) == typeof(PyObject)) return (T)(object)result;
-            r = result.Detach();
-        }
-        else
-        {
-            using var future = _future!;
-            r = PyNames.CallMethod0(future.Handle, PyNames.result);
+            r = PyNames.CallMethod0(_future, PyNames.result);
+            ReleaseFuture();
             if (r == null) throw AsyncErrors.Fetch();
-            if (typeof(T) == typeof(PyObject)) return (T)(object)PyObject.Steal(r);
         }
+        if (typeof(T) == typeof(PyObject)) return (T)(object)PyObject.Steal(r);
         try { return PyConvert.ToClrRaw<T>(r); }
         finally { CPython.Py_DecRef(r); }
+    }
+
+    /// <summary>Loop thread, GIL.</summary>
+    private void ReleaseFuture()
+    {
+        var f = _future;
+        _future = null;
+        if (f != null) CPython.Py_DecRef(f);
     }
 
     internal void RegisterCancellation(CancellationToken token)
@@ -314,8 +309,8 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
 
     private void CancelFuture()
     {
-        if (_pythonDone || _future is null || _future.IsDisposed) return; // not begun yet: Begin sees _cancelRequested
-        var r = PyNames.CallMethod0(_future.Handle, PyNames.cancel);
+        if (_pythonDone || _future == null) return; // not begun yet: Begin sees _cancelRequested
+        var r = PyNames.CallMethod0(_future, PyNames.cancel);
         if (r == null) CPython.PyErr_Clear();
         else CPython.Py_DecRef(r);
     }
@@ -323,6 +318,8 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
     void IPendingOperation.OnLoopClosed()
     {
         _pythonDone = true;
+        ReleaseFuture();
+        if (_result != null) { CPython.Py_DecRef(_result); _result = null; }
         _cts.Cancel();
     }
 }

@@ -74,16 +74,16 @@ internal static unsafe class PyNames
     // ends quietly (nobody retrieves its result), except for the two exceptions asyncio lets
     // escape the loop.
     private const string BridgeSource = """
-        async def run_and_report(coro, report):
+        async def run_and_report(coro, report, key):
             try:
                 result = await coro
             except (KeyboardInterrupt, SystemExit) as e:
-                report(False, e)
+                report(key, False, e)
                 raise
             except BaseException as e:
-                report(False, e)
+                report(key, False, e)
             else:
-                report(True, result)
+                report(key, True, result)
         """;
 
     private static Interop.PyObject* Intern(string name)
