@@ -59,25 +59,27 @@ public static unsafe class PyFunction
     /// Runs the body of an async function: task locals and the loop's synchronization context are
     /// set for its synchronous part, then the Task becomes a Python awaitable.
     /// </summary>
-    private static Interop.PyObject* RunAsync<TTask>(Func<CancellationToken, TTask> start, bool cancellable, delegate*<Task, Interop.PyObject*> resultOf)
+    private static Interop.PyObject* RunAsync<TState, TTask>(TState state, Func<TState, CancellationToken, TTask> start, bool cancellable, delegate*<Task, Interop.PyObject*> resultOf)
         where TTask : Task
     {
         var loop = EventLoop.Running();
         var cts = cancellable ? new CancellationTokenSource() : null;
-        TTask task;
+        TTask? task = null;
         var previousContext = SynchronizationContext.Current;
+        var locals = loop is null ? TaskLocals.Current : new TaskLocals(loop);
         if (loop != null) SynchronizationContext.SetSynchronizationContext(loop.SyncContext);
         try
         {
-            var locals = loop is null ? TaskLocals.Current : new TaskLocals(loop, PyObject.StealOrThrow(CPython.PyContext_CopyCurrent()));
             using (TaskLocals.Enter(locals))
-                task = start(cts?.Token ?? CancellationToken.None);
+                task = start(state, cts?.Token ?? CancellationToken.None);
         }
         finally
         {
             if (loop != null) SynchronizationContext.SetSynchronizationContext(previousContext);
+            // Still inside the Python caller's context: copy it only if the work goes on.
+            if (loop != null) locals!.Seal(captureNow: task is { IsCompleted: false });
         }
-        return PyFuture.FromTaskRaw(task, resultOf, loop, cts);
+        return PyFuture.FromTaskRaw(task!, resultOf, loop, cts);
     }
 
     private sealed class Sync(Func<object?[], object?> body) : FastCallTarget
@@ -100,7 +102,7 @@ public static unsafe class PyFunction
         internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
         {
             var values = ConvertAll(args, nargs, kwnames);
-            return RunAsync(ct => body(values, ct), cancellable: true, &PyFuture.ResultOf<object?>);
+            return RunAsync((body, values), static (s, ct) => s.body(s.values, ct), cancellable: true, &PyFuture.ResultOf<object?>);
         }
     }
 
@@ -110,7 +112,7 @@ public static unsafe class PyFunction
         {
             CheckArity(nargs, 1, kwnames, "this .NET function");
             var a1 = PyConvert.ToClrRaw<T1>(args[0]);
-            return RunAsync(ct => body(a1, ct), cancellable, &PyFuture.ResultOf<TResult>);
+            return RunAsync((body, a1), static (s, ct) => s.body(s.a1, ct), cancellable, &PyFuture.ResultOf<TResult>);
         }
     }
 
@@ -120,7 +122,7 @@ public static unsafe class PyFunction
         {
             CheckArity(nargs, 1, kwnames, "this .NET function");
             var a1 = PyConvert.ToClrRaw<T1>(args[0]);
-            return RunAsync(ct => body(a1, ct), cancellable: true, &PyFuture.NoResult);
+            return RunAsync((body, a1), static (s, ct) => s.body(s.a1, ct), cancellable: true, &PyFuture.NoResult);
         }
     }
 }

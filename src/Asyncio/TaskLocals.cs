@@ -35,13 +35,13 @@ public sealed unsafe class TaskLocals
             if (!t_followExecutionContext || !Gil.HeldByUs || !PythonRuntime.IsInitialized) return;
             var entered = t_entered;
             var next = args.CurrentValue;
-            if (entered != null && ReferenceEquals(next?.Context, entered)) return;
+            if (entered != null && ReferenceEquals(next?.ContextIfCaptured, entered)) return;
             if (entered != null)
             {
                 t_entered = null;
                 if (!entered.IsDisposed && CPython.PyContext_Exit(entered.Handle) != 0) CPython.PyErr_Clear();
             }
-            if (next?.Context is { IsDisposed: false } context && next.Loop.IsOnLoopThread)
+            if (next?.ContextIfCaptured is { IsDisposed: false } context && next.Loop.IsOnLoopThread)
             {
                 if (CPython.PyContext_Enter(context.Handle) == 0) t_entered = context;
                 else CPython.PyErr_Clear(); // already entered further down: it is current anyway
@@ -56,16 +56,44 @@ public sealed unsafe class TaskLocals
     /// <summary>True when <paramref name="context"/> is the context this thread entered for its task locals.</summary>
     internal static bool IsEntered(PyObject context) => ReferenceEquals(t_entered, context);
 
+    private PyObject? _context;
+    private bool _sealed;
+
     public TaskLocals(EventLoop loop, PyObject? context)
     {
         Loop = loop;
-        Context = context;
+        _context = context;
+        _sealed = true;
     }
+
+    /// <summary>Task locals whose context is copied only if asked for while the caller's Python
+    /// context is still the current one (see <see cref="Seal"/>): a .NET function that completes
+    /// synchronously never pays for the copy.</summary>
+    internal TaskLocals(EventLoop loop) => Loop = loop;
 
     public EventLoop Loop { get; }
 
     /// <summary>A copy of the caller's <c>contextvars.Context</c>, or null for the loop's default.</summary>
-    public PyObject? Context { get; }
+    public PyObject? Context
+    {
+        get
+        {
+            if (_context is null && !_sealed && Gil.HeldByUs)
+                _context = PyObject.StealOrThrow(CPython.PyContext_CopyCurrent());
+            return _context;
+        }
+    }
+
+    /// <summary>The context if it was already copied (never copies).</summary>
+    internal PyObject? ContextIfCaptured => _context;
+
+    /// <summary>From now on the caller's context is no longer current: copy it now if the .NET
+    /// work goes on, or never.</summary>
+    internal void Seal(bool captureNow)
+    {
+        if (captureNow) _ = Context;
+        _sealed = true;
+    }
 
     /// <summary>The task locals of the current .NET async flow, or null outside any loop.</summary>
     public static TaskLocals? Current => s_current.Value;
