@@ -78,60 +78,75 @@ internal static unsafe class Callbacks
         return function != null ? function : throw PythonException.Fetch();
     }
 
+    /// <summary>
+    /// What every entry from Python does around the .NET code: record that this thread holds the
+    /// GIL, and stop the Python context from following ExecutionContext switches in nested code
+    /// (see TaskLocals); restore both on the way out.
+    /// </summary>
+    private readonly ref struct CallbackScope
+    {
+        private readonly int _depth;
+        private readonly bool _followed;
+
+        public CallbackScope()
+        {
+            _depth = Gil.EnterCallback();
+            _followed = TaskLocals.t_followExecutionContext;
+            TaskLocals.t_followExecutionContext = false;
+        }
+
+        public void Dispose()
+        {
+            TaskLocals.t_followExecutionContext = _followed;
+            Gil.ExitCallback(_depth);
+        }
+    }
+
+    private static Interop.PyObject* NewNone()
+    {
+        CPython.Py_IncRef(CPython.Py_None);
+        return CPython.Py_None;
+    }
+
+    // No managed exception may leave these: it would end the process. Each one becomes the
+    // pending Python exception and the call returns NULL, as C functions do.
+
     [UnmanagedCallersOnly]
     private static Interop.PyObject* NoArgsTrampoline(Interop.PyObject* self, Interop.PyObject* unused)
     {
-        int depth = Gil.EnterCallback();
-        bool followed = TaskLocals.t_followExecutionContext;
-        TaskLocals.t_followExecutionContext = false;
+        using var scope = new CallbackScope();
         try
         {
             ((NoArgsCallback)NativeTypes.Unbox(self)!).Invoke();
-            CPython.Py_IncRef(CPython.Py_None);
-            return CPython.Py_None;
+            return NewNone();
         }
         catch (Exception e)
         {
             ExceptionBridge.Raise(e);
             return null;
-        }
-        finally
-        {
-            TaskLocals.t_followExecutionContext = followed;
-            Gil.ExitCallback(depth);
         }
     }
 
     [UnmanagedCallersOnly]
     private static Interop.PyObject* OneArgTrampoline(Interop.PyObject* self, Interop.PyObject* arg)
     {
-        int depth = Gil.EnterCallback();
-        bool followed = TaskLocals.t_followExecutionContext;
-        TaskLocals.t_followExecutionContext = false;
+        using var scope = new CallbackScope();
         try
         {
             ((OneArgCallback)NativeTypes.Unbox(self)!).Invoke(arg);
-            CPython.Py_IncRef(CPython.Py_None);
-            return CPython.Py_None;
+            return NewNone();
         }
         catch (Exception e)
         {
             ExceptionBridge.Raise(e);
             return null;
         }
-        finally
-        {
-            TaskLocals.t_followExecutionContext = followed;
-            Gil.ExitCallback(depth);
-        }
     }
 
     [UnmanagedCallersOnly]
     private static Interop.PyObject* FastCallTrampoline(Interop.PyObject* self, Interop.PyObject** args, nint nargsf, Interop.PyObject* kwnames)
     {
-        int depth = Gil.EnterCallback();
-        bool followed = TaskLocals.t_followExecutionContext;
-        TaskLocals.t_followExecutionContext = false;
+        using var scope = new CallbackScope();
         try
         {
             nint nargs = (nint)((ulong)nargsf & ~CPython.PY_VECTORCALL_ARGUMENTS_OFFSET);
@@ -141,11 +156,6 @@ internal static unsafe class Callbacks
         {
             ExceptionBridge.Raise(e);
             return null;
-        }
-        finally
-        {
-            TaskLocals.t_followExecutionContext = followed;
-            Gil.ExitCallback(depth);
         }
     }
 }
