@@ -184,13 +184,15 @@ public static unsafe class Gil
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void ExitCallback(int depth)
     {
+        // Still holding the GIL here at any depth: release what the finalizer queued. Draining only
+        // at depth 0 starved a loop thread, which holds the GIL for the whole Asyncio.Run.
+        DeferredRelease.DrainIfPending();
         var gil = Current;
         gil.Depth = depth;
         if (depth == 0)
         {
             gil.HeldByCaller = false;
             gil.Active = 0;
-            DeferredRelease.DrainIfPending();
         }
     }
 

@@ -49,3 +49,35 @@ public class TaskLocalsTests
         Assert.That(e!.Message, Does.Contain("Asyncio.Run").And.Contain("pass the EventLoop"));
     }
 }
+
+[TestFixture]
+public class DeferredReleaseOnLoopTests
+{
+    // Regression: references released by the finalizer were only drained when some thread took
+    // the GIL from scratch; a loop thread holds it for the whole Asyncio.Run, so they piled up.
+    [Test]
+    public void References_dropped_without_Dispose_are_released_while_a_loop_runs()
+    {
+        var left = AsyncioRaw.Asyncio.Asyncio.Run(async ct =>
+        {
+            using var sentinel = Py.Eval("object()");
+            using var sys = Py.Import("sys");
+            using var getrefcount = sys.GetAttr("getrefcount");
+            long before = getrefcount.Call<PyObject, long>(sentinel);
+            DropReferences(sentinel, 1000);
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            using var sleep0 = PythonCode.Get("sleep0");
+            for (int i = 0; i < 3; i++) using (await PyAwaitable.ToTask(sleep0.Call(i))) { } // callbacks come and go
+            return getrefcount.Call<PyObject, long>(sentinel) - before;
+        });
+        Assert.That(left, Is.EqualTo(0));
+    }
+
+    // Not inlined, so no reference stays live in the async state machine.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void DropReferences(PyObject o, int count)
+    {
+        for (int i = 0; i < count; i++) _ = o.NewReference();
+    }
+}
