@@ -76,14 +76,22 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         var linked = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, cancellationToken);
+        // Like Task.Run, the work runs in the caller's ExecutionContext (its AsyncLocals, e.g. a
+        // test framework's current test), with the loop's task locals on top.
+        var callerContext = ExecutionContext.Capture();
         Loop.Post(_ =>
         {
-            Task<T> task;
-            using (TaskLocals.Enter(_locals))
+            Task<T> task = null!;
+            void Start()
             {
-                try { task = work(linked.Token); }
-                catch (Exception e) { task = Task.FromException<T>(e); }
+                using (TaskLocals.Enter(_locals))
+                {
+                    try { task = work(linked.Token); }
+                    catch (Exception e) { task = Task.FromException<T>(e); }
+                }
             }
+            if (callerContext is null) Start();
+            else ExecutionContext.Run(callerContext, static s => ((Action)s!)(), (Action)Start);
             task.ContinueWith(static (t, s) =>
             {
                 var (tcs, linked) = ((TaskCompletionSource<T>, CancellationTokenSource))s!;

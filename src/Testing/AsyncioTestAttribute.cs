@@ -59,7 +59,12 @@ internal sealed class AsyncioTestCommand(TestCommand inner, AsyncioTestAttribute
     {
         try
         {
-            var problems = LoopRunner.Run(options, context.CancellationToken, (loop, ct) => RunBody(context, loop, ct));
+            var shared = context.TestObject is { } fixture && fixture.GetType().IsDefined(typeof(AsyncioFixtureAttribute), inherit: true)
+                ? SharedLoops.For(fixture)
+                : null;
+            var problems = shared is null
+                ? LoopRunner.Run(options, context.CancellationToken, (loop, ct) => RunBody(context, loop, ct))
+                : LoopRunner.RunShared(shared, context.CancellationToken, (loop, ct) => RunBody(context, loop, ct));
             if (problems.Count > 0)
                 context.CurrentResult.SetResult(ResultState.Failure, string.Join(Environment.NewLine, problems));
             else if (context.CurrentResult.ResultState == ResultState.Inconclusive && context.CurrentResult.AssertionResults.Count == 0)

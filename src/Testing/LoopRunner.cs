@@ -26,6 +26,20 @@ internal static class LoopRunner
 
     private static readonly Lazy<PyObject> s_helpers = new(() => Py.Run(Helpers, fileName: "<asyncioraw testing>"));
 
+    /// <summary>Runs <paramref name="body"/> on a fixture's shared loop thread and waits for it here
+    /// (this thread is not the loop's). Tasks may outlive a test on a shared loop by design, so
+    /// only exceptions are reported.</summary>
+    internal static List<string> RunShared(EventLoopThread shared, CancellationToken testToken, Func<EventLoop, CancellationToken, Task> body)
+    {
+        shared.RunAsync(async ct =>
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, testToken);
+            await body(shared.Loop, linked.Token);
+            return 0;
+        }).GetAwaiter().GetResult();
+        return [];
+    }
+
     /// <summary>Runs <paramref name="body"/> in a new loop on this thread. Returns the problems
     /// Python left behind (pending tasks, unretrieved exceptions); rethrows the body's exception.</summary>
     internal static List<string> Run(AsyncioTestAttribute options, CancellationToken testToken, Func<EventLoop, CancellationToken, Task> body)

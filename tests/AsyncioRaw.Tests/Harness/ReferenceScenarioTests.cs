@@ -351,3 +351,30 @@ internal static class Helpers
         Assert.That(Environment.CurrentManagedThreadId, Is.EqualTo(loop.ThreadId));
     }
 }
+
+[TestFixture, AsyncioFixture]
+public class SharedLoopFixtureTests
+{
+    private static int? s_firstLoopThread;
+    private static PyObject? s_state;
+
+    [AsyncioTest, Order(1)]
+    public async Task First_test_leaves_state_in_the_shared_loop()
+    {
+        s_firstLoopThread = TaskLocals.Require().Loop.ThreadId;
+        Assert.That(Environment.CurrentManagedThreadId, Is.EqualTo(s_firstLoopThread));
+        using var asyncio = Py.Import("asyncio");
+        using var loop = asyncio.CallMethod("get_running_loop");
+        s_state = loop.CallMethod("create_future"); // a future of this loop, completed by the next test
+        await Task.Yield();
+    }
+
+    [AsyncioTest, Order(2)]
+    public async Task Second_test_runs_on_the_same_loop()
+    {
+        Assert.That(TaskLocals.Require().Loop.ThreadId, Is.EqualTo(s_firstLoopThread));
+        using (s_state!.CallMethod("set_result", 7)) { } // only valid on its own loop's thread
+        Assert.That(await PyAwaitable.ToTask<long>(s_state), Is.EqualTo(7));
+        s_state.Dispose();
+    }
+}
