@@ -101,14 +101,14 @@ public static class Asyncio
     private static Task<T> StartOnLoop<T>(EventLoop loop, TaskLocals locals, Func<CancellationToken, Task<T>> main, CancellationToken token)
     {
         var started = new TaskCompletionSource<Task<T>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        loop.Post(_ =>
+        loop.PostLoopWork(_ =>
         {
             using (TaskLocals.Enter(locals))
             {
                 try { started.SetResult(main(token)); }
                 catch (Exception e) { started.SetResult(Task.FromException<T>(e)); }
             }
-        });
+        }, (_, e) => started.TrySetException(e), null);
         return started.Task.Unwrap();
     }
 
@@ -118,32 +118,14 @@ public static class Asyncio
     {
         try
         {
-            using var shutdown = ShutdownHelper.Value["shutdown"];
-            using (shutdown.Call(loopObj)) { }
+            PyNames.EnsureReady();
+            using (PyNames.ShutDownLoop.Call(loopObj)) { }
         }
         catch (PythonException e)
         {
             CallbackFailure.Report("shutting the event loop down", e);
         }
     }
-
-    private static readonly Lazy<PyObject> ShutdownHelper = new(() => Py.Run("""
-        import asyncio
-
-        def shutdown(loop):
-            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for t in tasks:
-                t.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-                for t in tasks:
-                    if not t.cancelled() and t.exception() is not None:
-                        loop.call_exception_handler({
-                            'message': 'unhandled exception during shutdown',
-                            'exception': t.exception(), 'task': t})
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        """));
 
     private sealed unsafe class TaskLocalsOwner : IDisposable
     {

@@ -49,32 +49,55 @@ internal static unsafe class Callbacks
             (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)meth, target);
     }
 
-    /// <summary>A named function; one method def per function, so __name__ is right.</summary>
+    /// <summary>A named function; one method def per function, so __name__ is right. The def is
+    /// owned by the function's self (the handle box) and freed with it: CPython's function dealloc
+    /// releases self last of all that reads the def, for exactly this use.</summary>
     internal static Interop.PyObject* FastCall(string name, string? doc, FastCallTarget target)
     {
-        PyMethodDef* def = null;
+        NativeTypes.EnsureReady();
         var meth = (delegate* unmanaged<Interop.PyObject*, Interop.PyObject**, nint, Interop.PyObject*, Interop.PyObject*>)&FastCallTrampoline;
-        return Create(ref def, name, CPython.METH_FASTCALL | CPython.METH_KEYWORDS,
-            (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)meth, target, doc);
+        var def = NewDef(name, CPython.METH_FASTCALL | CPython.METH_KEYWORDS,
+            (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)meth, doc);
+        Interop.PyObject* box;
+        try { box = NativeTypes.Box(target, ownedDef: def); }
+        catch
+        {
+            NativeTypes.FreeDef(def);
+            throw;
+        }
+        return NewFunction(def, box);
     }
 
-    private static Interop.PyObject* Create(ref PyMethodDef* def, string name, int flags,
-        delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, object target, string? doc = null)
+    private static Interop.PyObject* Create(ref PyMethodDef* shared, string name, int flags,
+        delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, object target)
     {
         NativeTypes.EnsureReady();
-        if (def == null)
+        if (shared == null)
         {
-            // Method defs must outlive every function made from them: allocated once, never freed.
-            var d = (PyMethodDef*)NativeMemory.AllocZeroed((nuint)sizeof(PyMethodDef));
-            d->ml_name = NativeTypes.NativeString(name);
-            d->ml_meth = meth;
-            d->ml_flags = flags;
-            d->ml_doc = doc is null ? null : NativeTypes.NativeString(doc);
-            def = d;
+            // Shared by every callback of this kind, so it lives for the process. Two threads may
+            // race here: the loser's def is freed (no function was made from it).
+            var def = NewDef(name, flags, meth, null);
+            fixed (PyMethodDef** slot = &shared)
+                if (Interlocked.CompareExchange(ref *(nint*)slot, (nint)def, 0) != 0) NativeTypes.FreeDef(def);
         }
-        var box = NativeTypes.Box(target);
+        return NewFunction(shared, NativeTypes.Box(target));
+    }
+
+    private static PyMethodDef* NewDef(string name, int flags, delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, string? doc)
+    {
+        var d = (PyMethodDef*)NativeMemory.AllocZeroed((nuint)sizeof(PyMethodDef));
+        d->ml_name = NativeTypes.NativeString(name);
+        d->ml_meth = meth;
+        d->ml_flags = flags;
+        d->ml_doc = doc is null ? null : NativeTypes.NativeString(doc);
+        return d;
+    }
+
+    /// <summary>Steals <paramref name="box"/> (the function holds it, or it is released).</summary>
+    private static Interop.PyObject* NewFunction(PyMethodDef* def, Interop.PyObject* box)
+    {
         var function = CPython.PyCFunction_NewEx(def, box, null);
-        CPython.Py_DecRef(box); // the function holds it
+        CPython.Py_DecRef(box);
         return function != null ? function : throw PythonException.Fetch();
     }
 

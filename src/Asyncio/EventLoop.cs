@@ -10,6 +10,15 @@ namespace AsyncioRaw.Asyncio;
 /// last drain wakes the loop once (an eventfd the loop watches with add_reader, or call_soon when
 /// already on the loop thread), and one drain runs the whole batch.
 /// </summary>
+/// <remarks>
+/// Affinity and lifecycle live here, in one place. Work posted to the loop is of two kinds: loop
+/// work, which touches Python objects and must run on the loop thread with the GIL, and .NET
+/// continuations, which only need to run somewhere. Once the loop is closed (by us, or, for a loop
+/// someone else runs, when it is collected), loop work is abandoned — its .NET side fails with
+/// <see cref="LoopClosedException"/> — and never runs elsewhere; continuations resume on the
+/// thread pool. Every entry point that touches the loop object checks the state first, under the
+/// GIL, so a wrapper that outlives its loop throws instead of reading a freed pointer.
+/// </remarks>
 public sealed unsafe class EventLoop
 {
     private static readonly ConcurrentDictionary<nint, EventLoop> s_loops = new();
@@ -20,9 +29,12 @@ public sealed unsafe class EventLoop
     private readonly PyObject _drain;
     private int _wakePending;
     private int _eventFd = -1;
-    private volatile bool _closed;
+    private int _closed;    // 0 open, 1 closed; Interlocked (see Post and CloseCore)
+    private string _closedReason = "closed";
 
-    private readonly record struct WorkItem(Action<object?> Callback, object? State);
+    // Abandon is null for .NET continuations (they resume on the thread pool once the loop is
+    // gone) and set for loop work, which is failed instead: it must never run without the loop.
+    private readonly record struct WorkItem(Action<object?> Callback, object? State, Action<object?, Exception>? Abandon);
 
     // Loops we run are held strongly; loops we adopted (someone else runs them) weakly, so that
     // our wrapper never keeps them alive. The raw pointer is valid while the loop runs.
@@ -31,23 +43,47 @@ public sealed unsafe class EventLoop
     private PyObject? _loopWeakref;
 
     /// <summary>A new reference to the Python loop object (dispose it).</summary>
+    /// <exception cref="LoopClosedException">The loop was closed (or collected).</exception>
     public PyObject Loop
     {
         get
         {
             using var gil = Gil.Acquire();
-            return PyObject.FromBorrowedHandle(_loopHandle);
+            return PyObject.FromBorrowedHandle((nint)OpenLoopHandle);
         }
     }
 
-    /// <summary>The loop object (borrowed). Requires the GIL.</summary>
+    /// <summary>The loop object (borrowed), valid while the loop is open. Only for code that runs
+    /// on the loop thread inside the loop (a drain, a callback), where the loop is alive by
+    /// construction; everything else uses <see cref="OpenLoopHandle"/>. Requires the GIL.</summary>
     internal Interop.PyObject* LoopHandle => (Interop.PyObject*)_loopHandle;
+
+    /// <summary>The loop object (borrowed) after checking, under the GIL, that it is still open:
+    /// the weakref callback that closes an adopted loop runs with the GIL too, so the pointer cannot
+    /// be freed between this check and the caller's use (as long as it runs no Python code first).</summary>
+    internal Interop.PyObject* OpenLoopHandle
+    {
+        get
+        {
+            ThrowIfClosed();
+            return (Interop.PyObject*)_loopHandle;
+        }
+    }
+
+    internal void ThrowIfClosed()
+    {
+        if (Volatile.Read(ref _closed) != 0) throw Closed();
+    }
+
+    internal LoopClosedException Closed() => new(
+        $"The Python event loop on managed thread {ThreadId} is {_closedReason}: work that needs it can no longer run.");
 
     /// <summary>The managed thread the loop runs on.</summary>
     public int ThreadId { get; }
 
-    /// <summary>True once the loop was closed through us; later work is dropped quietly.</summary>
-    public bool IsClosed => _closed;
+    /// <summary>True once the loop is closed (or, for a loop someone else runs, collected): work
+    /// that needs it fails with <see cref="LoopClosedException"/>.</summary>
+    public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
     internal LoopSynchronizationContext SyncContext { get; }
 
@@ -67,17 +103,33 @@ public sealed unsafe class EventLoop
         return key;
     }
 
+    /// <summary>report(key, ok, value). Python code can reach it (a coroutine frame's locals), so it
+    /// checks everything it is given before anything trusts it.</summary>
     private sealed class ReportDispatch(EventLoop loop) : FastCallTarget
     {
         internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
         {
-            long key = PyConvert.AsLong(args[0]);
-            if (loop._reportTargets.Remove(key, out var target))
-                target.OnReport(args[1] == CPython.Py_True, args[2]);
+            if (nargs != 3 || (kwnames != null && CPython.PyTuple_Size(kwnames) != 0))
+                throw new ArgumentException("report(key, ok, value) takes exactly 3 positional arguments");
+            if (!loop.IsOnLoopThread)
+                throw new InvalidOperationException("report() must be called on its event loop's thread");
+            if (!PyConvert.IsInt(args[0]))
+                throw new InvalidCastException("report(): key must be an int");
+            if (args[1] != CPython.Py_True && args[1] != CPython.Py_False)
+                throw new InvalidCastException("report(): ok must be a bool");
+            bool ok = args[1] == CPython.Py_True;
+            if (!ok && (CPython.PyType_GetFlags(CPython.Py_TYPE(args[2])) & CPython.Py_TPFLAGS_BASE_EXC_SUBCLASS) == 0)
+                throw new InvalidCastException("report(): a failure must carry an exception instance");
+            int overflow;
+            long key = CPython.PyLong_AsLongLongAndOverflow(args[0], &overflow);
+            if (key == -1) PythonException.ThrowIfOccurred();
+            if (overflow == 0 && loop._reportTargets.Remove(key, out var target))
+                target.OnReport(ok, args[2]);
             CPython.Py_IncRef(CPython.Py_None);
             return CPython.Py_None;
         }
     }
+
     internal LoopTaskScheduler Scheduler { get; }
 
     private EventLoop(PyObject? owned, nint loopHandle, int threadId)
@@ -118,35 +170,54 @@ public sealed unsafe class EventLoop
             return null;
         }
         var last = t_lastAdopted;
-        if (last != null && last._loopHandle == (nint)loopObj && !last._closed)
+        if (last != null && last._loopHandle == (nint)loopObj && !last.IsClosed)
         {
             CPython.Py_DecRef(loopObj);
             return last;
         }
-        if (s_loops.TryGetValue((nint)loopObj, out var known) && !known._closed)
+        if (s_loops.TryGetValue((nint)loopObj, out var known) && !known.IsClosed)
         {
             CPython.Py_DecRef(loopObj);
             return t_lastAdopted = known;
         }
         // A loop someone else runs (plain asyncio.run in Python code). Forget it when it is collected.
         var adopted = new EventLoop(null, (nint)loopObj, Environment.CurrentManagedThreadId);
-        adopted.WatchEventFd();
-        var onCollected = Callbacks.OneArg(new LoopCollected((nint)loopObj));
-        var weak = CPython.PyWeakref_NewRef(loopObj, onCollected);
-        CPython.Py_DecRef(onCollected);
-        CPython.Py_DecRef(loopObj);
-        if (weak == null) CPython.PyErr_Clear();
-        else adopted._loopWeakref = PyObject.Steal(weak);
+        try
+        {
+            adopted.WatchEventFd();
+            var collected = new LoopCollected(adopted);
+            var onCollected = Callbacks.OneArg(collected);
+            var weak = CPython.PyWeakref_NewRef(loopObj, onCollected);
+            CPython.Py_DecRef(onCollected);
+            if (weak == null) throw PythonException.Fetch(); // a loop type without weakref support cannot be adopted safely
+            adopted._loopWeakref = PyObject.Steal(weak);
+            collected.Weakref = (nint)weak;
+        }
+        catch
+        {
+            adopted.CloseCore(loopAlive: true, "not usable from .NET");
+            throw;
+        }
+        finally
+        {
+            CPython.Py_DecRef(loopObj);
+        }
         s_loops[(nint)loopObj] = adopted;
         return t_lastAdopted = adopted;
     }
 
-    private sealed class LoopCollected(nint key) : OneArgCallback
+    private sealed class LoopCollected(EventLoop loop) : OneArgCallback
     {
+        internal nint Weakref;
+
         internal override void Invoke(Interop.PyObject* weakref)
         {
+            // Python code can call this too: only the weakref's own callback closes the wrapper.
+            if ((nint)weakref != Weakref)
+                throw new ArgumentException("this callback belongs to a weak reference to an event loop");
             // The loop object is gone: only our own side remains to be closed.
-            if (s_loops.TryRemove(key, out var loop)) loop.CloseCore(loopAlive: false);
+            s_loops.TryRemove(new KeyValuePair<nint, EventLoop>(loop._loopHandle, loop));
+            loop.CloseCore(loopAlive: false, "gone (closed and collected)");
         }
     }
 
@@ -167,13 +238,50 @@ public sealed unsafe class EventLoop
         _eventFd = fd;
     }
 
-    /// <summary>Runs <paramref name="callback"/> on the loop thread, inside the loop, with the GIL.
-    /// Thread-safe. After the loop is closed the work is dropped.</summary>
-    public void Post(Action<object?> callback, object? state = null)
+    /// <summary>Runs loop work: <paramref name="callback"/> on the loop thread, inside the loop,
+    /// with the GIL. If the loop is closed, or closes before the work runs, <paramref name="abandon"/>
+    /// runs instead (on whichever thread notices, without the GIL held for it): it must fail the
+    /// .NET side and release what the work owned, and must not call into Python. Thread-safe.</summary>
+    internal void PostLoopWork(Action<object?> callback, Action<object?, Exception> abandon, object? state) =>
+        Enqueue(new WorkItem(callback, state, abandon));
+
+    /// <summary>Runs a .NET continuation on the loop thread; once the loop is closed it runs on the
+    /// thread pool instead (it is .NET code: resuming elsewhere beats never resuming). Thread-safe.</summary>
+    internal void PostContinuation(Action<object?> callback, object? state) =>
+        Enqueue(new WorkItem(callback, state, null));
+
+    private void Enqueue(in WorkItem item)
     {
-        if (_closed) return;
-        _queue.Enqueue(new WorkItem(callback, state));
+        if (IsClosed)
+        {
+            Abandon(item);
+            return;
+        }
+        _queue.Enqueue(item);
+        // CloseCore sets _closed and then empties the queue; we enqueue and then read _closed (both
+        // full fences): either it sees our item, or we see it closed and empty the queue ourselves.
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            AbandonQueued();
+            return;
+        }
         if (Interlocked.Exchange(ref _wakePending, 1) == 0) Wake();
+    }
+
+    private void AbandonQueued()
+    {
+        while (_queue.TryDequeue(out var item)) Abandon(item);
+    }
+
+    private void Abandon(in WorkItem item)
+    {
+        if (item.Abandon is null)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Callback(s.State), item, preferLocal: false);
+            return;
+        }
+        try { item.Abandon(item.State, Closed()); }
+        catch (Exception e) { CallbackFailure.Report("failing work given to a closed event loop", e); }
     }
 
     private void Wake()
@@ -197,20 +305,31 @@ public sealed unsafe class EventLoop
         try
         {
             using var gil = Gil.Acquire();
-            if (_closed) return;
+            if (IsClosed) return;
             var r = PyNames.CallMethod1(LoopHandle, PyNames.call_soon_threadsafe, _drain.Handle);
-            if (r == null) CPython.PyErr_Clear(); // the loop is closed: the work is dropped
-            else CPython.Py_DecRef(r);
+            if (r != null)
+            {
+                CPython.Py_DecRef(r);
+                return;
+            }
+            CPython.PyErr_Clear(); // the loop is closed: nothing will drain the queue
         }
         catch (InvalidOperationException)
         {
             // Python is finalizing: nothing can run any more.
         }
+        AbandonQueued();
     }
 
     private sealed class DrainCallback(EventLoop loop) : NoArgsCallback
     {
-        internal override void Invoke() => loop.Drain();
+        internal override void Invoke()
+        {
+            // Python code can call the drain too; loop work must never run off the loop thread.
+            if (!loop.IsOnLoopThread)
+                throw new InvalidOperationException("the .NET work queue of an event loop can only be drained on that loop's thread");
+            loop.Drain();
+        }
     }
 
     /// <summary>Runs the batch that was queued. On the loop thread, from a loop callback, with the GIL.</summary>
@@ -275,9 +394,15 @@ public sealed unsafe class EventLoop
 
     // ---- Operations that must end when the loop closes ----
 
+    /// <summary>Registers work that waits on this loop. Throws <see cref="LoopClosedException"/> when
+    /// the loop is already closed (the caller fails its operation instead of waiting forever).</summary>
     internal void Track(IPendingOperation op)
     {
-        lock (_pending) _pending.Add(op);
+        lock (_pending)
+        {
+            ThrowIfClosed();
+            _pending.Add(op);
+        }
     }
 
     internal void Untrack(IPendingOperation op)
@@ -286,14 +411,15 @@ public sealed unsafe class EventLoop
     }
 
     /// <summary>Closes our side: stops watching the eventfd, cancels .NET operations still
-    /// waiting on this loop, drops queued completions. On the loop thread, with the GIL, before
+    /// waiting on this loop, fails queued loop work. On the loop thread, with the GIL, before
     /// loop.close().</summary>
-    internal void Close() => CloseCore(loopAlive: true);
+    internal void Close(string reason = "closed") => CloseCore(loopAlive: true, reason);
 
-    private void CloseCore(bool loopAlive)
+    private void CloseCore(bool loopAlive, string reason)
     {
-        if (_closed) return;
-        _closed = true;
+        if (IsClosed) return;
+        _closedReason = reason;
+        if (Interlocked.Exchange(ref _closed, 1) != 0) return;
         s_loops.TryRemove(new KeyValuePair<nint, EventLoop>(_loopHandle, this));
         if (t_lastAdopted == this) t_lastAdopted = null;
         if (_eventFd >= 0)
@@ -315,18 +441,20 @@ public sealed unsafe class EventLoop
             _pending.Clear();
         }
         foreach (var op in pending) op.OnLoopClosed();
-        foreach (var target in _reportTargets.Values) (target as IPendingOperation)?.OnLoopClosed();
+        var targets = _reportTargets.Values.ToArray();
         _reportTargets.Clear();
+        foreach (var target in targets) (target as IPendingOperation)?.OnLoopClosed();
         _reporter?.Dispose();
-        // .NET continuations still queued must not be lost: they resume on the thread pool.
-        // (Completions meant for Python futures see IsClosed there and do nothing.)
-        while (_queue.TryDequeue(out var item))
-            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Callback(s.State), item, preferLocal: false);
+        // Loop work fails (it must never run without the loop); .NET continuations resume on the pool.
+        AbandonQueued();
         _drain.Dispose();
         _loopWeakref?.Dispose();
         _owned?.Dispose();
     }
 }
+
+/// <summary>Work was given to a Python event loop that is closed (or was collected): it cannot run.</summary>
+public sealed class LoopClosedException(string message) : ObjectDisposedException(null, message);
 
 /// <summary>Receives the outcome of a coroutine run by run_and_report.</summary>
 internal unsafe interface IReportTarget

@@ -29,12 +29,23 @@ public static class PyAwaitable
         var locals = TaskLocals.Current;
         using var gil = Gil.Acquire();
         loop ??= locals?.Loop ?? EventLoop.Running() ?? throw TaskLocalsMissing();
+        loop.ThrowIfClosed();
         var context = ReferenceEquals(locals?.Loop, loop) ? locals!.Context : null;
         var op = new AwaitOperation<T>(loop, context);
-        var reference = awaitable.Handle;
-        CPython.Py_IncRef(reference);
-        if (loop.IsOnLoopThread) op.Begin(reference);
-        else loop.Post(static s => ((AwaitOperation<T>)((object[])s!)[0]).BeginPosted((nint)((object[])s)[1]), new object[] { op, (nint)reference });
+        if (loop.IsOnLoopThread)
+        {
+            var reference = awaitable.Handle;
+            CPython.Py_IncRef(reference);
+            op.Begin(reference);
+        }
+        else
+        {
+            // Starting the await is loop work: if the loop closes first, the operation fails and the
+            // reference is released (deferred, without the GIL), never used off the loop thread.
+            op.Pending = awaitable.NewReference();
+            loop.PostLoopWork(static s => ((AwaitOperation<T>)s!).BeginPosted(),
+                static (s, e) => ((AwaitOperation<T>)s!).Abandon(e), op);
+        }
         if (cancellationToken.CanBeCanceled) op.RegisterCancellation(cancellationToken);
         return op.Task;
     }
@@ -78,7 +89,32 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
 
     public bool IsPythonDone => _pythonDone;
 
-    internal void BeginPosted(nint awaitable) => Begin((Interop.PyObject*)awaitable);
+    /// <summary>The awaitable, owned, while the start of the await waits in the loop's queue.</summary>
+    internal PyObject? Pending;
+
+    internal void BeginPosted()
+    {
+        var pending = Pending!;
+        Pending = null;
+        Begin(pending.Detach());
+    }
+
+    /// <summary>The loop closed before the await could start. Any thread, maybe without the GIL.</summary>
+    internal void Abandon(Exception reason)
+    {
+        Pending?.Dispose();
+        Pending = null;
+        Fail(reason);
+    }
+
+    /// <summary>Completes the .NET task with <paramref name="error"/>; touches no Python object.</summary>
+    private void Fail(Exception error)
+    {
+        _registration.Unregister();
+        _error = error;
+        _pythonDone = true;
+        _loop.Scheduler.Execute(Task);
+    }
 
     /// <summary>On the loop thread with the GIL. Steals <paramref name="awaitable"/>.</summary>
     internal void Begin(Interop.PyObject* awaitable)
@@ -114,9 +150,8 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
         }
         catch (Exception e)
         {
-            _error = e;
-            _pythonDone = true;
-            _loop.Scheduler.Execute(Task);
+            ReleaseFuture();
+            Fail(e);
         }
     }
 
@@ -190,7 +225,9 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
     public void OnReport(bool ok, Interop.PyObject* value)
     {
         _pythonDone = true;
-        _registration.Dispose();
+        // Unregister, not Dispose: Dispose waits for a cancel callback running on another thread,
+        // and this thread holds the GIL that callback may need.
+        _registration.Unregister();
         ReleaseFuture();
         if (ok)
         {
@@ -250,14 +287,33 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
     }
 
     /// <summary>A future's done callback (loop thread, GIL).</summary>
-    internal override void Invoke(Interop.PyObject* future) => OnDone(future);
+    internal override void Invoke(Interop.PyObject* future)
+    {
+        // Python code can reach this callback (future._callbacks): only our own future completes us.
+        if (future != _future) throw new ArgumentException("this done callback belongs to another future");
+        OnDone(future);
+    }
 
     private void OnDone(Interop.PyObject* future)
     {
-        _pythonDone = true;
+        if (_pythonDone) return;
         _loop.Untrack(this);
-        _registration.Dispose();
-        if (PyNames.CallBool0(future, PyNames.cancelled))
+        bool cancelled;
+        try
+        {
+            // A Future subclass may raise from cancelled(): the await then fails with that error
+            // instead of never completing.
+            cancelled = PyNames.CallBool0(future, PyNames.cancelled);
+        }
+        catch (Exception e)
+        {
+            ReleaseFuture();
+            Fail(e);
+            return;
+        }
+        _pythonDone = true;
+        _registration.Unregister();
+        if (cancelled)
         {
             ReleaseFuture();
             _cts.Cancel();
@@ -271,7 +327,7 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
     /// <summary>The task's body: runs on the loop thread when Python is done, with the GIL.</summary>
     private T TakeResult()
     {
-        if (_error != null) throw _error;
+        if (_error != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_error); // keeps its stack trace
         Interop.PyObject* r = _result;
         _result = null;
         if (r == null)
@@ -304,7 +360,7 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
         if (_pythonDone) return;
         _cancelRequested = true;
         if (_loop.IsOnLoopThread && Gil.HeldByUs) CancelFuture();
-        else _loop.Post(static s => ((AwaitOperation<T>)s!).CancelFuture(), this);
+        else _loop.PostLoopWork(static s => ((AwaitOperation<T>)s!).CancelFuture(), static (_, _) => { }, this); // a closed loop ends the await itself
     }
 
     private void CancelFuture()

@@ -56,7 +56,7 @@ public static unsafe class PyFuture
         }
         loop ??= EventLoop.Running() ?? TaskLocals.Current?.Loop ?? throw new InvalidOperationException(
             "No running Python event loop to bind the awaitable to: convert the Task from code called by a running loop, or pass the EventLoop.");
-        var future = PyNames.CallMethod0(loop.LoopHandle, PyNames.create_future);
+        var future = PyNames.CallMethod0(loop.OpenLoopHandle, PyNames.create_future);
         if (future == null) throw PythonException.Fetch();
         try
         {
@@ -124,7 +124,8 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
     private void OnTaskCompleted()
     {
         if (_loop.IsOnLoopThread && Gil.HeldByUs) Complete();
-        else _loop.Post(static s => ((CompletionOperation)s!).Complete(), this);
+        else _loop.PostLoopWork(static s => ((CompletionOperation)s!).Complete(),
+            static (s, _) => ((CompletionOperation)s!).Abandon(), this);
     }
 
     /// <summary>Loop thread, GIL. Never completes a future that is done, nor one of a closed loop.</summary>
@@ -171,6 +172,14 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
         {
             CPython.Py_DecRef(future);
         }
+    }
+
+    /// <summary>The loop closed first: its futures are gone with it; only our weak reference is left
+    /// to release (deferred when this thread does not hold the GIL).</summary>
+    private void Abandon()
+    {
+        _loop.Untrack(this);
+        Interlocked.Exchange(ref _weakFuture, null)?.Dispose();
     }
 
     /// <summary>New reference to the future, or NULL when it was collected. Requires the GIL.</summary>

@@ -21,51 +21,109 @@ internal static unsafe class PyNames
     internal static PyObject CancelledError = null!;
     internal static PyObject InvalidStateError = null!;
     internal static PyObject RunAndReport = null!;     // see BridgeSource
+    internal static PyObject ShutDownLoop = null!;     // see BridgeSource
     internal static PyObject? EagerTask;               // asyncio.Task, on 3.12+ (eager_start)
 
-    private static readonly object s_lock = new();
+    // Guards only the assignment of the fields above, never Python code: importing asyncio runs
+    // Python code, which may hand the GIL to a thread that then waits for this lock (seen: four
+    // threads making their first PyFunction at once deadlocked every time).
+    private static readonly object s_publish = new();
     private static volatile bool s_ready;
+    private static bool s_hookRegistered;
 
-    /// <summary>Requires the GIL.</summary>
+    /// <summary>Requires the GIL. Threads that race here each build the names (without a lock);
+    /// the first to publish wins and the others release theirs.</summary>
     internal static void EnsureReady()
     {
         if (s_ready) return;
-        lock (s_lock)
+        var built = Names.Build();
+        lock (s_publish)
         {
-            if (s_ready) return;
-            create_task = Intern("create_task");
-            create_future = Intern("create_future");
-            add_done_callback = Intern("add_done_callback");
-            remove_done_callback = Intern("remove_done_callback");
-            result = Intern("result");
-            cancelled = Intern("cancelled");
-            done = Intern("done");
-            cancel = Intern("cancel");
-            set_result = Intern("set_result");
-            set_exception = Intern("set_exception");
-            call_soon = Intern("call_soon");
-            add_reader = Intern("add_reader");
-            remove_reader = Intern("remove_reader");
-            call_soon_threadsafe = Intern("call_soon_threadsafe");
-            call_exception_handler = Intern("call_exception_handler");
-            get_loop = Intern("get_loop");
-            close = Intern("close");
-            send = Intern("send");
-            throw_ = Intern("throw");
-            aclose = Intern("aclose");
-            anext = Intern("__anext__");
-            Asyncio = Py.Import("asyncio");
-            using (var events = Py.Import("asyncio.events")) GetRunningLoop = events.GetAttr("_get_running_loop");
-            EnsureFuture = Asyncio.GetAttr("ensure_future");
-            IsFuture = Asyncio.GetAttr("isfuture");
-            CancelledError = Asyncio.GetAttr("CancelledError");
-            InvalidStateError = Asyncio.GetAttr("InvalidStateError");
-            using (var types = Py.Import("types")) CoroutineType = types.GetAttr("CoroutineType");
-            FutureType = Asyncio.GetAttr("Future");
-            using (var bridge = Py.Run(BridgeSource, fileName: "<asyncioraw bridge>")) RunAndReport = bridge["run_and_report"];
-            if (PythonLibrary.Minor >= 12) EagerTask = Asyncio.GetAttr("Task");
-            ObjectFinalizationHooks.Register(static () => s_ready = false);
-            s_ready = true;
+            if (!s_ready)
+            {
+                built.Publish();
+                if (!s_hookRegistered)
+                {
+                    s_hookRegistered = true;
+                    ObjectFinalizationHooks.Register(static () => s_ready = false);
+                }
+                s_ready = true;
+                return;
+            }
+        }
+        built.Release();
+    }
+
+    /// <summary>One thread's set of the names, built before any of it is published.</summary>
+    private sealed class Names
+    {
+        private nint[] _strings = [];
+        private PyObject[] _objects = [];
+        private PyObject? _eagerTask;
+
+        private static readonly string[] s_stringNames =
+        [
+            "create_task", "create_future", "add_done_callback", "remove_done_callback", "result",
+            "cancelled", "done", "cancel", "set_result", "set_exception", "call_soon", "add_reader",
+            "remove_reader", "call_soon_threadsafe", "call_exception_handler", "get_loop", "close",
+            "send", "throw", "aclose", "__anext__",
+        ];
+
+        internal static Names Build()
+        {
+            var names = new Names();
+            var strings = new List<nint>();
+            var objects = new List<PyObject>();
+            try
+            {
+                foreach (var name in s_stringNames) strings.Add((nint)Intern(name));
+                var asyncio = Py.Import("asyncio");
+                objects.Add(asyncio);
+                using (var events = Py.Import("asyncio.events")) objects.Add(events.GetAttr("_get_running_loop"));
+                objects.Add(asyncio.GetAttr("ensure_future"));
+                objects.Add(asyncio.GetAttr("isfuture"));
+                objects.Add(asyncio.GetAttr("CancelledError"));
+                objects.Add(asyncio.GetAttr("InvalidStateError"));
+                using (var types = Py.Import("types")) objects.Add(types.GetAttr("CoroutineType"));
+                objects.Add(asyncio.GetAttr("Future"));
+                using (var bridge = Py.Run(BridgeSource, fileName: "<asyncioraw bridge>"))
+                {
+                    objects.Add(bridge["run_and_report"]);
+                    objects.Add(bridge["shutdown"]);
+                }
+                if (PythonLibrary.Minor >= 12) names._eagerTask = asyncio.GetAttr("Task");
+            }
+            catch
+            {
+                foreach (var s in strings) CPython.Py_DecRef((Interop.PyObject*)s);
+                foreach (var o in objects) o.Dispose();
+                throw;
+            }
+            names._strings = [.. strings];
+            names._objects = [.. objects];
+            return names;
+        }
+
+        internal void Publish()
+        {
+            Interop.PyObject* S(int i) => (Interop.PyObject*)_strings[i];
+            create_task = S(0); create_future = S(1); add_done_callback = S(2); remove_done_callback = S(3);
+            result = S(4); cancelled = S(5); done = S(6); cancel = S(7); set_result = S(8); set_exception = S(9);
+            call_soon = S(10); add_reader = S(11); remove_reader = S(12); call_soon_threadsafe = S(13);
+            call_exception_handler = S(14); get_loop = S(15); close = S(16); send = S(17); throw_ = S(18);
+            aclose = S(19); anext = S(20);
+            var o = _objects;
+            (Asyncio, GetRunningLoop, EnsureFuture, IsFuture, CancelledError, InvalidStateError) = (o[0], o[1], o[2], o[3], o[4], o[5]);
+            (CoroutineType, FutureType, RunAndReport, ShutDownLoop) = (o[6], o[7], o[8], o[9]);
+            EagerTask = _eagerTask;
+        }
+
+        /// <summary>Another thread published first. Requires the GIL.</summary>
+        internal void Release()
+        {
+            foreach (var s in _strings) CPython.Py_DecRef((Interop.PyObject*)s);
+            foreach (var o in _objects) o.Dispose();
+            _eagerTask?.Dispose();
         }
     }
 
@@ -84,6 +142,21 @@ internal static unsafe class PyNames
                 report(key, False, e)
             else:
                 report(key, True, result)
+
+        def shutdown(loop):
+            import asyncio
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                for t in tasks:
+                    if not t.cancelled() and t.exception() is not None:
+                        loop.call_exception_handler({
+                            'message': 'unhandled exception during shutdown',
+                            'exception': t.exception(), 'task': t})
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
         """;
 
     private static Interop.PyObject* Intern(string name)
