@@ -145,6 +145,12 @@ internal sealed class SigintHandler : NoArgsCallback
     private readonly PyObject _loop;
     private readonly CancellationTokenSource _cts;
     private readonly EventLoop _eventLoop;
+    // What SIGINT did before: the OS-level disposition (often the .NET runtime's own handler, behind
+    // Console.CancelKeyPress) and Python's idea of it. Both are put back when the loop is done, or
+    // Ctrl-C would stay with Python's KeyboardInterrupt for the rest of the process.
+    private readonly byte[] _previousAction = new byte[LibC.SigactionBufferSize];
+    private bool _previousActionSaved;
+    private PyObject? _previousPythonHandler;
 
     private SigintHandler(EventLoop eventLoop, PyObject loop, CancellationTokenSource cts)
     {
@@ -165,18 +171,38 @@ internal sealed class SigintHandler : NoArgsCallback
         using var mainThread = threading.CallMethod("main_thread");
         if (current.DangerousGetHandle() != mainThread.DangerousGetHandle()) return null;
         var handler = new SigintHandler(eventLoop, loop, cts);
+        using var signal = Py.Import("signal");
+        using var sigint = signal.GetAttr("SIGINT");
+        fixed (byte* previous = handler._previousAction)
+            handler._previousActionSaved = LibC.sigaction(LibC.SIGINT, null, previous) == 0;
+        handler._previousPythonHandler = signal.CallMethod("getsignal", sigint);
         try
         {
-            using var signal = Py.Import("signal");
-            using var sigint = signal.GetAttr("SIGINT");
             using var callback = PyObject.Steal(Callbacks.NoArgs(handler));
             using (loop.CallMethod("add_signal_handler", sigint, callback)) { }
             return handler;
         }
         catch (PythonException e) when (e.PythonTypeName is "NotImplementedError" or "RuntimeError" or "ValueError")
         {
+            handler.RestorePrevious(signal, sigint);
             return null; // a loop without signal support: Python's own handler raises KeyboardInterrupt
         }
+    }
+
+    private unsafe void RestorePrevious(PyObject signal, PyObject sigint)
+    {
+        // None: the handler was not installed from Python (e.g. the .NET runtime's); only the
+        // OS-level restore below can put it back.
+        if (_previousPythonHandler is { IsNone: false } pythonHandler)
+        {
+            try { using (signal.CallMethod("signal", sigint, pythonHandler)) { } }
+            catch (PythonException) { /* not restorable from Python: the OS-level restore still runs */ }
+        }
+        _previousPythonHandler?.Dispose();
+        _previousPythonHandler = null;
+        if (_previousActionSaved)
+            fixed (byte* previous = _previousAction)
+                LibC.sigaction(LibC.SIGINT, previous, null);
     }
 
     internal override void Invoke()
@@ -194,13 +220,11 @@ internal sealed class SigintHandler : NoArgsCallback
 
     internal void Remove()
     {
-        try
-        {
-            using var signal = Py.Import("signal");
-            using var sigint = signal.GetAttr("SIGINT");
-            using (_loop.CallMethod("remove_signal_handler", sigint)) { }
-        }
+        using var signal = Py.Import("signal");
+        using var sigint = signal.GetAttr("SIGINT");
+        try { using (_loop.CallMethod("remove_signal_handler", sigint)) { } }
         catch (PythonException) { }
+        RestorePrevious(signal, sigint);
     }
 
     internal static unsafe PythonException KeyboardInterrupt()
