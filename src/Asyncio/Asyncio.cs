@@ -127,10 +127,10 @@ public static class Asyncio
         }
     }
 
-    private sealed unsafe class TaskLocalsOwner : IDisposable
+    private sealed class TaskLocalsOwner : IDisposable
     {
         internal TaskLocalsOwner(EventLoop loop) =>
-            Locals = new TaskLocals(loop, PyObject.StealOrThrow(CPython.PyContext_CopyCurrent()));
+            Locals = new TaskLocals(loop, PyContextApi.CopyCurrent().MoveToObject());
 
         internal TaskLocals Locals { get; }
 
@@ -178,7 +178,7 @@ internal sealed class SigintHandler : NoArgsCallback
         handler._previousPythonHandler = signal.CallMethod("getsignal", sigint);
         try
         {
-            using var callback = PyObject.Steal(Callbacks.NoArgs(handler));
+            using var callback = Callbacks.NoArgs(handler).MoveToObject();
             using (loop.CallMethod("add_signal_handler", sigint, callback)) { }
             return handler;
         }
@@ -227,9 +227,5 @@ internal sealed class SigintHandler : NoArgsCallback
         RestorePrevious(signal, sigint);
     }
 
-    internal static unsafe PythonException KeyboardInterrupt()
-    {
-        CPython.PyErr_SetObject(CPython.PyExc_KeyboardInterrupt, null);
-        return (PythonException)PythonException.Fetch();
-    }
+    internal static PythonException KeyboardInterrupt() => PyErrorState.KeyboardInterrupt();
 }

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
-using AsyncioRaw.Interop;
 
 namespace AsyncioRaw.Asyncio;
 
@@ -19,7 +18,7 @@ namespace AsyncioRaw.Asyncio;
 /// thread pool. Every entry point that touches the loop object checks the state first, under the
 /// GIL, so a wrapper that outlives its loop throws instead of reading a freed pointer.
 /// </remarks>
-public sealed unsafe class EventLoop
+public sealed class EventLoop
 {
     private static readonly ConcurrentDictionary<nint, EventLoop> s_loops = new();
     [ThreadStatic] private static EventLoop? t_lastAdopted;
@@ -49,24 +48,24 @@ public sealed unsafe class EventLoop
         get
         {
             using var gil = Gil.Acquire();
-            return PyObject.FromBorrowedHandle((nint)OpenLoopHandle);
+            return OpenLoopObject.ToOwned();
         }
     }
 
-    /// <summary>The loop object (borrowed), valid while the loop is open. Only for code that runs
-    /// on the loop thread inside the loop (a drain, a callback), where the loop is alive by
-    /// construction; everything else uses <see cref="OpenLoopHandle"/>. Requires the GIL.</summary>
-    internal Interop.PyObject* LoopHandle => (Interop.PyObject*)_loopHandle;
+    /// <summary>The loop object (borrowed). Only for code that runs on the loop thread inside the
+    /// loop (a drain, a callback, a step of one of its tasks), where the loop is alive by
+    /// construction; everything else uses <see cref="OpenLoopObject"/>. Requires the GIL.</summary>
+    internal PyBorrowed LoopObject => PyBorrowed.DangerousFromHandle(_loopHandle);
 
     /// <summary>The loop object (borrowed) after checking, under the GIL, that it is still open:
-    /// the weakref callback that closes an adopted loop runs with the GIL too, so the pointer cannot
+    /// the weakref callback that closes an adopted loop runs with the GIL too, so the object cannot
     /// be freed between this check and the caller's use (as long as it runs no Python code first).</summary>
-    internal Interop.PyObject* OpenLoopHandle
+    internal PyBorrowed OpenLoopObject
     {
         get
         {
             ThrowIfClosed();
-            return (Interop.PyObject*)_loopHandle;
+            return PyBorrowed.DangerousFromHandle(_loopHandle);
         }
     }
 
@@ -94,7 +93,7 @@ public sealed unsafe class EventLoop
     private PyObject? _reporter;
 
     /// <summary>The loop's report function (borrowed). Loop thread, GIL.</summary>
-    internal Interop.PyObject* Reporter => (_reporter ??= PyObject.StealOrThrow(Callbacks.FastCall(new ReportDispatch(this)))).Handle;
+    internal PyObject Reporter => _reporter ??= Callbacks.FastCall(new ReportDispatch(this)).MoveToObject();
 
     internal long AddReportTarget(IReportTarget target)
     {
@@ -107,26 +106,21 @@ public sealed unsafe class EventLoop
     /// checks everything it is given before anything trusts it.</summary>
     private sealed class ReportDispatch(EventLoop loop) : FastCallTarget
     {
-        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
+        internal override NewReference Invoke(PyArgs args)
         {
-            if (nargs != 3 || (kwnames != null && CPython.PyTuple_Size(kwnames) != 0))
-                throw new ArgumentException("report(key, ok, value) takes exactly 3 positional arguments");
+            args.ExpectPositional(3, "report(key, ok, value)");
             if (!loop.IsOnLoopThread)
                 throw new InvalidOperationException("report() must be called on its event loop's thread");
-            if (!PyConvert.IsInt(args[0]))
+            if (!args[0].IsInt)
                 throw new InvalidCastException("report(): key must be an int");
-            if (args[1] != CPython.Py_True && args[1] != CPython.Py_False)
+            if (!args[1].Is(PyBorrowed.True) && !args[1].Is(PyBorrowed.False))
                 throw new InvalidCastException("report(): ok must be a bool");
-            bool ok = args[1] == CPython.Py_True;
-            if (!ok && (CPython.PyType_GetFlags(CPython.Py_TYPE(args[2])) & CPython.Py_TPFLAGS_BASE_EXC_SUBCLASS) == 0)
+            bool ok = args[1].Is(PyBorrowed.True);
+            if (!ok && !args[2].IsExceptionInstance)
                 throw new InvalidCastException("report(): a failure must carry an exception instance");
-            int overflow;
-            long key = CPython.PyLong_AsLongLongAndOverflow(args[0], &overflow);
-            if (key == -1) PythonException.ThrowIfOccurred();
-            if (overflow == 0 && loop._reportTargets.Remove(key, out var target))
+            if (args[0].TryAsInt64(out long key) && loop._reportTargets.Remove(key, out var target))
                 target.OnReport(ok, args[2]);
-            CPython.Py_IncRef(CPython.Py_None);
-            return CPython.Py_None;
+            return NewReference.None();
         }
     }
 
@@ -139,7 +133,7 @@ public sealed unsafe class EventLoop
         ThreadId = threadId;
         SyncContext = new LoopSynchronizationContext(this);
         Scheduler = new LoopTaskScheduler(this);
-        _drain = PyObject.StealOrThrow(Callbacks.NoArgs(new DrainCallback(this)));
+        _drain = Callbacks.NoArgs(new DrainCallback(this)).MoveToObject();
     }
 
     public bool IsOnLoopThread => Environment.CurrentManagedThreadId == ThreadId;
@@ -162,47 +156,31 @@ public sealed unsafe class EventLoop
     internal static EventLoop? Running()
     {
         PyNames.EnsureReady();
-        var loopObj = CPython.PyObject_CallNoArgs(PyNames.GetRunningLoop.Handle);
-        if (loopObj == null) throw PythonException.Fetch();
-        if (loopObj == CPython.Py_None)
-        {
-            CPython.Py_DecRef(loopObj);
-            return null;
-        }
+        using var loopObj = PyBorrowed.Of(PyNames.GetRunningLoop).Call();
+        var running = loopObj.Borrow();
+        if (running.IsNoneObject) return null;
+        nint key = running.DangerousGetHandle(); // identity only: never dereferenced through the key
         var last = t_lastAdopted;
-        if (last != null && last._loopHandle == (nint)loopObj && !last.IsClosed)
-        {
-            CPython.Py_DecRef(loopObj);
-            return last;
-        }
-        if (s_loops.TryGetValue((nint)loopObj, out var known) && !known.IsClosed)
-        {
-            CPython.Py_DecRef(loopObj);
-            return t_lastAdopted = known;
-        }
+        if (last != null && last._loopHandle == key && !last.IsClosed) return last;
+        if (s_loops.TryGetValue(key, out var known) && !known.IsClosed) return t_lastAdopted = known;
         // A loop someone else runs (plain asyncio.run in Python code). Forget it when it is collected.
-        var adopted = new EventLoop(null, (nint)loopObj, Environment.CurrentManagedThreadId);
+        var adopted = new EventLoop(null, key, Environment.CurrentManagedThreadId);
         try
         {
             adopted.WatchEventFd();
             var collected = new LoopCollected(adopted);
-            var onCollected = Callbacks.OneArg(collected);
-            var weak = CPython.PyWeakref_NewRef(loopObj, onCollected);
-            CPython.Py_DecRef(onCollected);
-            if (weak == null) throw PythonException.Fetch(); // a loop type without weakref support cannot be adopted safely
-            adopted._loopWeakref = PyObject.Steal(weak);
-            collected.Weakref = (nint)weak;
+            using var onCollected = Callbacks.OneArg(collected);
+            // A loop type without weakref support cannot be adopted safely: that throws here.
+            var weak = PyWeakRefApi.New(running, onCollected.Borrow()).MoveToObject();
+            adopted._loopWeakref = weak;
+            collected.Weakref = weak.DangerousGetHandle();
         }
         catch
         {
             adopted.CloseCore(loopAlive: true, "not usable from .NET");
             throw;
         }
-        finally
-        {
-            CPython.Py_DecRef(loopObj);
-        }
-        s_loops[(nint)loopObj] = adopted;
+        s_loops[key] = adopted;
         return t_lastAdopted = adopted;
     }
 
@@ -210,10 +188,10 @@ public sealed unsafe class EventLoop
     {
         internal nint Weakref;
 
-        internal override void Invoke(Interop.PyObject* weakref)
+        internal override void Invoke(PyBorrowed weakref)
         {
             // Python code can call this too: only the weakref's own callback closes the wrapper.
-            if ((nint)weakref != Weakref)
+            if (weakref.DangerousGetHandle() != Weakref)
                 throw new ArgumentException("this callback belongs to a weak reference to an event loop");
             // The loop object is gone: only our own side remains to be closed.
             s_loops.TryRemove(new KeyValuePair<nint, EventLoop>(loop._loopHandle, loop));
@@ -223,18 +201,19 @@ public sealed unsafe class EventLoop
 
     private void WatchEventFd()
     {
-        int fd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
+        int fd = EventFd.Create();
         if (fd < 0) return; // fall back to call_soon_threadsafe
         using var fdObj = PyConvert.ToPython(fd);
-        var r = PyNames.CallMethod2(LoopHandle, PyNames.add_reader, fdObj.Handle, _drain.Handle);
-        if (r == null)
+        try
+        {
+            using var r = LoopObject.CallMethod(PyNames.add_reader, PyBorrowed.Of(fdObj), PyBorrowed.Of(_drain));
+        }
+        catch (PythonException)
         {
             // Loops without add_reader (e.g. a proactor) are woken with call_soon_threadsafe.
-            CPython.PyErr_Clear();
-            LibC.close(fd);
+            EventFd.Close(fd);
             return;
         }
-        CPython.Py_DecRef(r);
         _eventFd = fd;
     }
 
@@ -288,14 +267,12 @@ public sealed unsafe class EventLoop
     {
         if (IsOnLoopThread && Gil.HeldByUs)
         {
-            var r = PyNames.CallMethod1(LoopHandle, PyNames.call_soon, _drain.Handle);
-            if (r != null) { CPython.Py_DecRef(r); return; }
-            CPython.PyErr_Clear(); // closed underneath us: the fd or threadsafe path will report it
+            if (LoopObject.TryCallMethod(PyNames.call_soon, PyBorrowed.Of(_drain))) return;
+            // closed underneath us: the fd or threadsafe path will report it
         }
         if (_eventFd >= 0)
         {
-            ulong one = 1;
-            if (LibC.write(_eventFd, &one, sizeof(ulong)) == sizeof(ulong)) return;
+            if (EventFd.Signal(_eventFd)) return;
         }
         WakeThreadsafe();
     }
@@ -306,13 +283,8 @@ public sealed unsafe class EventLoop
         {
             using var gil = Gil.Acquire();
             if (IsClosed) return;
-            var r = PyNames.CallMethod1(LoopHandle, PyNames.call_soon_threadsafe, _drain.Handle);
-            if (r != null)
-            {
-                CPython.Py_DecRef(r);
-                return;
-            }
-            CPython.PyErr_Clear(); // the loop is closed: nothing will drain the queue
+            if (LoopObject.TryCallMethod(PyNames.call_soon_threadsafe, PyBorrowed.Of(_drain))) return;
+            // the loop is closed: nothing will drain the queue
         }
         catch (InvalidOperationException)
         {
@@ -337,14 +309,13 @@ public sealed unsafe class EventLoop
     {
         if (_eventFd >= 0)
         {
-            ulong value;
-            LibC.read(_eventFd, &value, sizeof(ulong)); // EAGAIN when woken through call_soon: fine
+            EventFd.Reset(_eventFd); // nothing pending when woken through call_soon: fine
         }
         Interlocked.Exchange(ref _wakePending, 0);
         var previous = SynchronizationContext.Current;
         SynchronizationContext.SetSynchronizationContext(SyncContext);
-        bool followed = TaskLocals.t_followExecutionContext;
-        TaskLocals.t_followExecutionContext = true;
+        bool followed = Callbacks.FollowExecutionContext;
+        Callbacks.FollowExecutionContext = true;
         try
         {
             // Only what is queued now: work posted while draining waits for the next iteration,
@@ -354,7 +325,7 @@ public sealed unsafe class EventLoop
         }
         finally
         {
-            TaskLocals.t_followExecutionContext = followed;
+            Callbacks.FollowExecutionContext = followed;
             SynchronizationContext.SetSynchronizationContext(previous);
         }
     }
@@ -382,9 +353,14 @@ public sealed unsafe class EventLoop
                 ["message"] = message,
                 ["exception"] = ExceptionBridge.ToPython(e),
             });
-            var r = PyNames.CallMethod1(LoopHandle, PyNames.call_exception_handler, context.Handle);
-            if (r == null) CPython.PyErr_WriteUnraisable(LoopHandle);
-            else CPython.Py_DecRef(r);
+            try
+            {
+                using var r = LoopObject.CallMethod(PyNames.call_exception_handler, PyBorrowed.Of(context));
+            }
+            catch (Exception handlerFailure)
+            {
+                PyErrorState.WriteUnraisable(handlerFailure, LoopObject);
+            }
         }
         catch (Exception reportFailure)
         {
@@ -427,11 +403,9 @@ public sealed unsafe class EventLoop
             if (loopAlive)
             {
                 using var fdObj = PyConvert.ToPython(_eventFd);
-                var r = PyNames.CallMethod1(LoopHandle, PyNames.remove_reader, fdObj.Handle);
-                if (r == null) CPython.PyErr_Clear();
-                else CPython.Py_DecRef(r);
+                LoopObject.TryCallMethod(PyNames.remove_reader, PyBorrowed.Of(fdObj));
             }
-            LibC.close(_eventFd);
+            EventFd.Close(_eventFd);
             _eventFd = -1;
         }
         IPendingOperation[] pending;
@@ -457,11 +431,11 @@ public sealed unsafe class EventLoop
 public sealed class LoopClosedException(string message) : ObjectDisposedException(null, message);
 
 /// <summary>Receives the outcome of a coroutine run by run_and_report.</summary>
-internal unsafe interface IReportTarget
+internal interface IReportTarget
 {
     /// <param name="ok">True for a result, false for an exception.</param>
     /// <param name="value">Borrowed: the result, or the exception.</param>
-    void OnReport(bool ok, Interop.PyObject* value);
+    void OnReport(bool ok, PyBorrowed value);
 }
 
 /// <summary>Work that waits on a loop and must be ended (cancelled) when the loop closes.</summary>

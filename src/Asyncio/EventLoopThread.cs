@@ -1,5 +1,3 @@
-using AsyncioRaw.Interop;
-
 namespace AsyncioRaw.Asyncio;
 
 /// <summary>
@@ -38,7 +36,7 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
     /// <summary>Cancelled when the loop thread starts shutting down.</summary>
     public CancellationToken Stopping => _stopping.Token;
 
-    private unsafe void Main()
+    private void Main()
     {
         try
         {
@@ -58,7 +56,7 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
                     throw;
                 }
                 SynchronizationContext.SetSynchronizationContext(loop.SyncContext);
-                using var context = PyObject.StealOrThrow(CPython.PyContext_CopyCurrent());
+                using var context = PyContextApi.CopyCurrent().MoveToObject();
                 _locals = new TaskLocals(loop, context);
                 _started.SetResult(loop);
                 try
@@ -157,12 +155,10 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
         }
     }
 
-    private static unsafe bool IsAwaitable(PyObject o)
+    private static bool IsAwaitable(PyObject o)
     {
         using var gil = Gil.Acquire();
-        var type = CPython.Py_TYPE(o.Handle);
-        if (type == (PyTypeObject*)PyNames.CoroutineType.Handle) return true;
-        return o.HasAttr("__await__");
+        return PyBorrowed.Of(o).HasExactType(PyNames.CoroutineType) || o.HasAttr("__await__");
     }
 
     /// <summary>Stops the loop: cancels work submitted through this object and every asyncio task,

@@ -1,16 +1,17 @@
-using AsyncioRaw.Interop;
-
 namespace AsyncioRaw.Asyncio;
 
 /// <summary>
 /// Interned method names and module objects the bridge calls on every operation, created once
 /// (with the GIL) and dropped just before the interpreter is finalized.
 /// </summary>
-internal static unsafe class PyNames
+internal static class PyNames
 {
-    internal static Interop.PyObject* create_task, create_future, add_done_callback, remove_done_callback,
-        result, cancelled, done, cancel, set_result, set_exception, call_soon, add_reader, remove_reader,
-        call_soon_threadsafe, call_exception_handler, get_loop, close, send, throw_, aclose, anext;
+    // Interned method names: PyObject fields, so call sites say PyNames.done, never a raw pointer.
+    internal static PyObject create_task = null!, create_future = null!, add_done_callback = null!,
+        remove_done_callback = null!, result = null!, cancelled = null!, done = null!, cancel = null!,
+        set_result = null!, set_exception = null!, call_soon = null!, add_reader = null!, remove_reader = null!,
+        call_soon_threadsafe = null!, call_exception_handler = null!, get_loop = null!, close = null!,
+        send = null!, throw_ = null!, aclose = null!, anext = null!;
 
     internal static PyObject Asyncio = null!;
     internal static PyObject GetRunningLoop = null!;   // asyncio.events._get_running_loop (C-accelerated)
@@ -57,7 +58,7 @@ internal static unsafe class PyNames
     /// <summary>One thread's set of the names, built before any of it is published.</summary>
     private sealed class Names
     {
-        private nint[] _strings = [];
+        private PyObject[] _strings = [];
         private PyObject[] _objects = [];
         private PyObject? _eagerTask;
 
@@ -72,11 +73,12 @@ internal static unsafe class PyNames
         internal static Names Build()
         {
             var names = new Names();
-            var strings = new List<nint>();
             var objects = new List<PyObject>();
             try
             {
-                foreach (var name in s_stringNames) strings.Add((nint)Intern(name));
+                foreach (var name in s_stringNames) objects.Add(Intern(name));
+                names._strings = [.. objects];
+                objects.Clear();
                 var asyncio = Py.Import("asyncio");
                 objects.Add(asyncio);
                 using (var events = Py.Import("asyncio.events")) objects.Add(events.GetAttr("_get_running_loop"));
@@ -92,36 +94,34 @@ internal static unsafe class PyNames
                     objects.Add(bridge["shutdown"]);
                 }
                 if (PythonLibrary.Minor >= 12) names._eagerTask = asyncio.GetAttr("Task");
+                names._objects = [.. objects];
+                return names;
             }
             catch
             {
-                foreach (var s in strings) CPython.Py_DecRef((Interop.PyObject*)s);
                 foreach (var o in objects) o.Dispose();
+                names.Release();
                 throw;
             }
-            names._strings = [.. strings];
-            names._objects = [.. objects];
-            return names;
         }
 
         internal void Publish()
         {
-            Interop.PyObject* S(int i) => (Interop.PyObject*)_strings[i];
-            create_task = S(0); create_future = S(1); add_done_callback = S(2); remove_done_callback = S(3);
-            result = S(4); cancelled = S(5); done = S(6); cancel = S(7); set_result = S(8); set_exception = S(9);
-            call_soon = S(10); add_reader = S(11); remove_reader = S(12); call_soon_threadsafe = S(13);
-            call_exception_handler = S(14); get_loop = S(15); close = S(16); send = S(17); throw_ = S(18);
-            aclose = S(19); anext = S(20);
+            var s = _strings;
+            (create_task, create_future, add_done_callback, remove_done_callback, result) = (s[0], s[1], s[2], s[3], s[4]);
+            (cancelled, done, cancel, set_result, set_exception, call_soon, add_reader) = (s[5], s[6], s[7], s[8], s[9], s[10], s[11]);
+            (remove_reader, call_soon_threadsafe, call_exception_handler, get_loop, close) = (s[12], s[13], s[14], s[15], s[16]);
+            (send, throw_, aclose, anext) = (s[17], s[18], s[19], s[20]);
             var o = _objects;
             (Asyncio, GetRunningLoop, EnsureFuture, IsFuture, CancelledError, InvalidStateError) = (o[0], o[1], o[2], o[3], o[4], o[5]);
             (CoroutineType, FutureType, RunAndReport, ShutDownLoop) = (o[6], o[7], o[8], o[9]);
             EagerTask = _eagerTask;
         }
 
-        /// <summary>Another thread published first. Requires the GIL.</summary>
+        /// <summary>Another thread published first (or building failed). Requires the GIL.</summary>
         internal void Release()
         {
-            foreach (var s in _strings) CPython.Py_DecRef((Interop.PyObject*)s);
+            foreach (var s in _strings) s.Dispose();
             foreach (var o in _objects) o.Dispose();
             _eagerTask?.Dispose();
         }
@@ -159,56 +159,5 @@ internal static unsafe class PyNames
             loop.run_until_complete(loop.shutdown_default_executor())
         """;
 
-    private static Interop.PyObject* Intern(string name)
-    {
-        fixed (byte* p = PythonLibrary.Utf8Z(name))
-        {
-            var s = CPython.PyUnicode_InternFromString(p);
-            return s != null ? s : throw PythonException.Fetch();
-        }
-    }
-
-    /// <summary>obj.name() — new reference or NULL. Requires the GIL.</summary>
-    internal static Interop.PyObject* CallMethod0(Interop.PyObject* obj, Interop.PyObject* name)
-    {
-        var args = stackalloc Interop.PyObject*[1];
-        args[0] = obj;
-        return CPython.PyObject_VectorcallMethod(name, args, 1 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), null);
-    }
-
-    /// <summary>obj.name(arg) — new reference or NULL. Requires the GIL.</summary>
-    internal static Interop.PyObject* CallMethod1(Interop.PyObject* obj, Interop.PyObject* name, Interop.PyObject* arg)
-    {
-        var args = stackalloc Interop.PyObject*[2];
-        args[0] = obj;
-        args[1] = arg;
-        return CPython.PyObject_VectorcallMethod(name, args, 2 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), null);
-    }
-
-    /// <summary>obj.name(a, b) — new reference or NULL. Requires the GIL.</summary>
-    internal static Interop.PyObject* CallMethod2(Interop.PyObject* obj, Interop.PyObject* name, Interop.PyObject* a, Interop.PyObject* b)
-    {
-        var args = stackalloc Interop.PyObject*[3];
-        args[0] = obj;
-        args[1] = a;
-        args[2] = b;
-        return CPython.PyObject_VectorcallMethod(name, args, 3 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), null);
-    }
-
-    /// <summary>Calls and discards the result; throws the Python error. Requires the GIL.</summary>
-    internal static void Check(Interop.PyObject* result)
-    {
-        if (result == null) throw PythonException.Fetch();
-        CPython.Py_DecRef(result);
-    }
-
-    /// <summary>True/False result of a method call. Requires the GIL.</summary>
-    internal static bool CallBool0(Interop.PyObject* obj, Interop.PyObject* name)
-    {
-        var r = CallMethod0(obj, name);
-        if (r == null) throw PythonException.Fetch();
-        bool value = r == CPython.Py_True;
-        CPython.Py_DecRef(r);
-        return value;
-    }
+    private static PyObject Intern(string name) => PyValues.Intern(name);
 }

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using AsyncioRaw.Interop;
 
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 // Two small Python types of our own, made with PyType_FromSpec (no C shim). Their instance layout
 // is ours: the object header (whose 16-byte size native-headers checks) followed by our fields.
@@ -148,19 +148,21 @@ internal static unsafe class NativeTypes
 
     // ---- Ready awaitables ----
 
-    /// <summary>New reference. Steals <paramref name="value"/> (or <paramref name="exception"/>). Requires the GIL.</summary>
-    internal static Interop.PyObject* NewReady(Interop.PyObject* value, Interop.PyObject* exception)
+    /// <summary>An awaitable that returns <paramref name="value"/> (or raises <paramref name="exception"/>)
+    /// as soon as it is awaited. Takes both references. Requires the GIL.</summary>
+    internal static NewReference NewReady(NewReference value, NewReference exception)
     {
+        EnsureReady();
         var o = CPython.PyType_GenericAlloc(Ready, 0);
         if (o == null)
         {
-            if (value != null) CPython.Py_DecRef(value);
-            if (exception != null) CPython.Py_DecRef(exception);
+            value.Dispose();
+            exception.Dispose();
             throw PythonException.Fetch();
         }
-        ((ReadyObject*)o)->value = value;
-        ((ReadyObject*)o)->exception = exception;
-        return o;
+        ((ReadyObject*)o)->value = value.Steal();
+        ((ReadyObject*)o)->exception = exception.Steal();
+        return new NewReference(o);
     }
 
     [UnmanagedCallersOnly]

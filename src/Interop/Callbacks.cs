@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using AsyncioRaw.Interop;
 
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>A callback Python calls with no arguments (call_soon, add_reader, signal handlers).</summary>
 internal abstract class NoArgsCallback
@@ -10,17 +10,45 @@ internal abstract class NoArgsCallback
 }
 
 /// <summary>A callback Python calls with one argument (done callbacks, weakref callbacks).</summary>
-internal abstract unsafe class OneArgCallback
+internal abstract class OneArgCallback
 {
-    /// <param name="arg">Borrowed.</param>
-    internal abstract void Invoke(Interop.PyObject* arg);
+    internal abstract void Invoke(PyBorrowed arg);
 }
 
 /// <summary>A .NET function Python calls with positional and keyword arguments (vectorcall).</summary>
-internal abstract unsafe class FastCallTarget
+internal abstract class FastCallTarget
 {
-    /// <summary>args are borrowed. Returns a new reference; may throw (the trampoline raises it into Python).</summary>
-    internal abstract Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames);
+    /// <summary>Returns the result (a new reference); may throw (the trampoline raises it into Python).</summary>
+    internal abstract NewReference Invoke(PyArgs args);
+}
+
+/// <summary>The arguments of a vectorcall, borrowed for the duration of the call.</summary>
+internal readonly unsafe ref struct PyArgs
+{
+    private readonly Interop.PyObject** _args;
+    private readonly Interop.PyObject* _kwnames;
+
+    internal PyArgs(Interop.PyObject** args, nint count, Interop.PyObject* kwnames)
+    {
+        _args = args;
+        Count = count;
+        _kwnames = kwnames;
+    }
+
+    /// <summary>The number of positional arguments.</summary>
+    public nint Count { get; }
+
+    public PyBorrowed this[nint index] =>
+        (ulong)index < (ulong)Count ? new(_args[index]) : throw new ArgumentOutOfRangeException(nameof(index));
+
+    public bool HasKeywords => _kwnames != null && CPython.PyTuple_Size(_kwnames) > 0;
+
+    /// <summary>Refuses anything but <paramref name="expected"/> positional arguments.</summary>
+    public void ExpectPositional(int expected, string what)
+    {
+        if (HasKeywords) throw new ArgumentException($"{what} takes no keyword arguments");
+        if (Count != expected) throw new ArgumentException($"{what} takes {expected} positional argument(s) but {Count} were given");
+    }
 }
 
 /// <summary>
@@ -30,19 +58,26 @@ internal abstract unsafe class FastCallTarget
 /// </summary>
 internal static unsafe class Callbacks
 {
+    /// <summary>
+    /// True only while a loop's drain runs .NET continuations directly (see TaskLocals): there the
+    /// Python context may follow .NET's ExecutionContext switches. Every entry from Python turns it
+    /// off for the code it runs, and restores it on the way out.
+    /// </summary>
+    [ThreadStatic] internal static bool FollowExecutionContext;
+
     private static PyMethodDef* s_noArgs;
     private static PyMethodDef* s_oneArg;
     private static PyMethodDef* s_fastCall;
 
-    /// <summary>New reference to a builtin function that calls <paramref name="target"/>. Requires the GIL.</summary>
-    internal static Interop.PyObject* NoArgs(NoArgsCallback target) => Create(ref s_noArgs, "dotnet_callback", CPython.METH_NOARGS,
+    /// <summary>A builtin function that calls <paramref name="target"/>. Requires the GIL.</summary>
+    internal static NewReference NoArgs(NoArgsCallback target) => Create(ref s_noArgs, "dotnet_callback", CPython.METH_NOARGS,
         (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&NoArgsTrampoline, target);
 
-    internal static Interop.PyObject* OneArg(OneArgCallback target) => Create(ref s_oneArg, "dotnet_callback", CPython.METH_O,
+    internal static NewReference OneArg(OneArgCallback target) => Create(ref s_oneArg, "dotnet_callback", CPython.METH_O,
         (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&OneArgTrampoline, target);
 
     /// <summary>An internal callback taking several arguments (shares one method def).</summary>
-    internal static Interop.PyObject* FastCall(FastCallTarget target)
+    internal static NewReference FastCall(FastCallTarget target)
     {
         var meth = (delegate* unmanaged<Interop.PyObject*, Interop.PyObject**, nint, Interop.PyObject*, Interop.PyObject*>)&FastCallTrampoline;
         return Create(ref s_fastCall, "dotnet_callback", CPython.METH_FASTCALL | CPython.METH_KEYWORDS,
@@ -52,7 +87,7 @@ internal static unsafe class Callbacks
     /// <summary>A named function; one method def per function, so __name__ is right. The def is
     /// owned by the function's self (the handle box) and freed with it: CPython's function dealloc
     /// releases self last of all that reads the def, for exactly this use.</summary>
-    internal static Interop.PyObject* FastCall(string name, string? doc, FastCallTarget target)
+    internal static NewReference FastCall(string name, string? doc, FastCallTarget target)
     {
         NativeTypes.EnsureReady();
         var meth = (delegate* unmanaged<Interop.PyObject*, Interop.PyObject**, nint, Interop.PyObject*, Interop.PyObject*>)&FastCallTrampoline;
@@ -68,7 +103,7 @@ internal static unsafe class Callbacks
         return NewFunction(def, box);
     }
 
-    private static Interop.PyObject* Create(ref PyMethodDef* shared, string name, int flags,
+    private static NewReference Create(ref PyMethodDef* shared, string name, int flags,
         delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, object target)
     {
         NativeTypes.EnsureReady();
@@ -94,11 +129,11 @@ internal static unsafe class Callbacks
     }
 
     /// <summary>Steals <paramref name="box"/> (the function holds it, or it is released).</summary>
-    private static Interop.PyObject* NewFunction(PyMethodDef* def, Interop.PyObject* box)
+    private static NewReference NewFunction(PyMethodDef* def, Interop.PyObject* box)
     {
         var function = CPython.PyCFunction_NewEx(def, box, null);
         CPython.Py_DecRef(box);
-        return function != null ? function : throw PythonException.Fetch();
+        return NewReference.OrThrow(function);
     }
 
     /// <summary>
@@ -114,21 +149,15 @@ internal static unsafe class Callbacks
         public CallbackScope()
         {
             _depth = Gil.EnterCallback();
-            _followed = TaskLocals.t_followExecutionContext;
-            TaskLocals.t_followExecutionContext = false;
+            _followed = FollowExecutionContext;
+            FollowExecutionContext = false;
         }
 
         public void Dispose()
         {
-            TaskLocals.t_followExecutionContext = _followed;
+            FollowExecutionContext = _followed;
             Gil.ExitCallback(_depth);
         }
-    }
-
-    private static Interop.PyObject* NewNone()
-    {
-        CPython.Py_IncRef(CPython.Py_None);
-        return CPython.Py_None;
     }
 
     // No managed exception may leave these: it would end the process. Each one becomes the
@@ -141,7 +170,7 @@ internal static unsafe class Callbacks
         try
         {
             ((NoArgsCallback)NativeTypes.Unbox(self)!).Invoke();
-            return NewNone();
+            return NewReference.None().Steal();
         }
         catch (Exception e)
         {
@@ -156,8 +185,8 @@ internal static unsafe class Callbacks
         using var scope = new CallbackScope();
         try
         {
-            ((OneArgCallback)NativeTypes.Unbox(self)!).Invoke(arg);
-            return NewNone();
+            ((OneArgCallback)NativeTypes.Unbox(self)!).Invoke(new PyBorrowed(arg));
+            return NewReference.None().Steal();
         }
         catch (Exception e)
         {
@@ -173,7 +202,8 @@ internal static unsafe class Callbacks
         try
         {
             nint nargs = (nint)((ulong)nargsf & ~CPython.PY_VECTORCALL_ARGUMENTS_OFFSET);
-            return ((FastCallTarget)NativeTypes.Unbox(self)!).Invoke(args, nargs, kwnames);
+            var result = ((FastCallTarget)NativeTypes.Unbox(self)!).Invoke(new PyArgs(args, nargs, kwnames));
+            return result.IsNull ? throw new InvalidOperationException("a .NET callback returned no object") : result.Steal();
         }
         catch (Exception e)
         {
