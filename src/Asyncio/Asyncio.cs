@@ -148,8 +148,7 @@ internal sealed class SigintHandler : NoArgsCallback
     // What SIGINT did before: the OS-level disposition (often the .NET runtime's own handler, behind
     // Console.CancelKeyPress) and Python's idea of it. Both are put back when the loop is done, or
     // Ctrl-C would stay with Python's KeyboardInterrupt for the rest of the process.
-    private readonly byte[] _previousAction = new byte[LibC.SigactionBufferSize];
-    private bool _previousActionSaved;
+    private SavedSignalAction? _previousAction;
     private PyObject? _previousPythonHandler;
 
     private SigintHandler(EventLoop eventLoop, PyObject loop, CancellationTokenSource cts)
@@ -164,7 +163,7 @@ internal sealed class SigintHandler : NoArgsCallback
 
     /// <summary>Installs through loop.add_signal_handler, which also wakes the loop through its
     /// self-pipe, whichever thread the signal lands on. Only the main thread may do this.</summary>
-    internal static unsafe SigintHandler? TryInstall(EventLoop eventLoop, PyObject loop, CancellationTokenSource cts)
+    internal static SigintHandler? TryInstall(EventLoop eventLoop, PyObject loop, CancellationTokenSource cts)
     {
         using var threading = Py.Import("threading");
         using var current = threading.CallMethod("current_thread");
@@ -173,8 +172,7 @@ internal sealed class SigintHandler : NoArgsCallback
         var handler = new SigintHandler(eventLoop, loop, cts);
         using var signal = Py.Import("signal");
         using var sigint = signal.GetAttr("SIGINT");
-        fixed (byte* previous = handler._previousAction)
-            handler._previousActionSaved = LibC.sigaction(LibC.SIGINT, null, previous) == 0;
+        handler._previousAction = SavedSignalAction.Save(LibC.SIGINT);
         handler._previousPythonHandler = signal.CallMethod("getsignal", sigint);
         try
         {
@@ -189,7 +187,7 @@ internal sealed class SigintHandler : NoArgsCallback
         }
     }
 
-    private unsafe void RestorePrevious(PyObject signal, PyObject sigint)
+    private void RestorePrevious(PyObject signal, PyObject sigint)
     {
         // None: the handler was not installed from Python (e.g. the .NET runtime's); only the
         // OS-level restore below can put it back.
@@ -200,9 +198,7 @@ internal sealed class SigintHandler : NoArgsCallback
         }
         _previousPythonHandler?.Dispose();
         _previousPythonHandler = null;
-        if (_previousActionSaved)
-            fixed (byte* previous = _previousAction)
-                LibC.sigaction(LibC.SIGINT, previous, null);
+        _previousAction?.Restore();
     }
 
     internal override void Invoke()
