@@ -89,8 +89,9 @@ public static class Asyncio
         finally
         {
             sigint?.Remove();
+            loop.BeginClosing("closing (its Asyncio.Run is ending)");
             if (shutDown) ShutDown(loopObj);
-            loop.Close();
+            loop.Close("closed (its Asyncio.Run ended)");
             if (shutDown) using (loopObj.CallMethod("close")) { }
             SynchronizationContext.SetSynchronizationContext(previousContext);
         }

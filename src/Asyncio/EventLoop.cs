@@ -30,6 +30,9 @@ public sealed class EventLoop
     private int _eventFd = -1;
     private int _closed;    // 0 open, 1 closed; Interlocked (see Post and CloseCore)
     private string _closedReason = "closed";
+    // Set when the loop starts shutting down (asyncio's shutdown steps still run it): from then on
+    // other threads can no longer start work on it, which would only keep the shutdown busy.
+    private volatile string? _closingReason;
 
     // Abandon is null for .NET continuations (they resume on the thread pool once the loop is
     // gone) and set for loop work, which is failed instead: it must never run without the loop.
@@ -69,13 +72,21 @@ public sealed class EventLoop
         }
     }
 
+    /// <summary>Throws <see cref="LoopClosedException"/> when the loop is closed, or shutting down and
+    /// this is not its thread (code the shutdown itself runs, on the loop thread, may go on).</summary>
     internal void ThrowIfClosed()
     {
-        if (Volatile.Read(ref _closed) != 0) throw Closed();
+        if (Volatile.Read(ref _closed) != 0 || (_closingReason != null && !IsOnLoopThread)) throw Closed();
     }
 
+    /// <summary>True when work from another thread must no longer start (closing or closed).</summary>
+    internal bool RefusesNewWork => _closingReason != null || Volatile.Read(ref _closed) != 0;
+
     internal LoopClosedException Closed() => new(
-        $"The Python event loop on managed thread {ThreadId} is {_closedReason}: work that needs it can no longer run.");
+        $"The Python event loop on managed thread {ThreadId} is {(IsClosed ? _closedReason : _closingReason)}: work that needs it can no longer run.");
+
+    /// <summary>The loop is about to shut down: refuse new work from other threads from now on.</summary>
+    internal void BeginClosing(string reason) => _closingReason ??= reason;
 
     /// <summary>The managed thread the loop runs on.</summary>
     public int ThreadId { get; }
@@ -118,8 +129,9 @@ public sealed class EventLoop
             bool ok = args[1].Is(PyBorrowed.True);
             if (!ok && !args[2].IsExceptionInstance)
                 throw new InvalidCastException("report(): a failure must carry an exception instance");
-            if (args[0].TryAsInt64(out long key) && loop._reportTargets.Remove(key, out var target))
-                target.OnReport(ok, args[2]);
+            if (!args[0].TryAsInt64(out long key) || !loop._reportTargets.Remove(key, out var target))
+                throw new KeyNotFoundException("report(): no await is waiting for this key");
+            target.OnReport(ok, args[2]);
             return NewReference.None();
         }
     }
@@ -192,7 +204,7 @@ public sealed class EventLoop
         {
             // Python code can call this too: only the weakref's own callback closes the wrapper.
             if (weakref.DangerousGetHandle() != Weakref)
-                throw new ArgumentException("this callback belongs to a weak reference to an event loop");
+                throw new InvalidCastException("this callback belongs to a weak reference to an event loop");
             // The loop object is gone: only our own side remains to be closed.
             s_loops.TryRemove(new KeyValuePair<nint, EventLoop>(loop._loopHandle, loop));
             loop.CloseCore(loopAlive: false, "gone (closed and collected)");

@@ -68,6 +68,7 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
                     // Stopped by Dispose, or by Python code: either way the work still running on
                     // this loop is told, and new work is refused from here on.
                     _stopping.Cancel();
+                    loop.BeginClosing(_disposed != 0 ? "closing (its EventLoopThread is being disposed)" : "closing (stopped by Python code)");
                     Asyncio.ShutDown(loopObj);
                     loop.Close(_disposed != 0 ? "closed (its EventLoopThread was disposed)" : "closed (stopped by Python code)");
                     using (loopObj.CallMethod("close")) { }
@@ -101,11 +102,18 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
         Loop.ThrowIfClosed();
         var promise = new LoopPromise<T>(Loop);
         var linked = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, cancellationToken);
+        var loop = Loop;
         // Like Task.Run, the work runs in the caller's ExecutionContext (its AsyncLocals, e.g. a
         // test framework's current test), with the loop's task locals on top.
         var callerContext = ExecutionContext.Capture();
         Loop.PostLoopWork(_ =>
         {
+            if (loop.RefusesNewWork)
+            {
+                linked.Dispose();
+                promise.SetException(loop.Closed());
+                return;
+            }
             Task<T> task = null!;
             void Start()
             {
@@ -166,6 +174,7 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) { await _stopped.Task.ConfigureAwait(false); return; }
+        Loop.BeginClosing("closing (its EventLoopThread is being disposed)");
         _stopping.Cancel();
         // A loop that already stopped has nothing left to stop.
         Loop.PostLoopWork(static s => ((EventLoopThread)s!).StopLoop(), static (_, _) => { }, this);

@@ -96,7 +96,9 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
     {
         using var pending = Pending!;
         Pending = null;
-        Begin(PyBorrowed.Of(pending));
+        // Posted before the loop began shutting down, started after: it would only be cancelled.
+        if (_loop.RefusesNewWork) Fail(_loop.Closed());
+        else Begin(PyBorrowed.Of(pending));
     }
 
     /// <summary>The loop closed before the await could start. Any thread, maybe without the GIL.</summary>
@@ -247,7 +249,7 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
     {
         // Python code can reach this callback (future._callbacks): only our own future completes us.
         if (_future.IsNull || !future.Is(_future.Borrow()))
-            throw new ArgumentException("this done callback belongs to another future");
+            throw new InvalidCastException("this done callback belongs to another future");
         OnDone();
     }
 

@@ -158,6 +158,11 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
     /// <summary>The future's done callback: a cancelled future cancels the .NET work.</summary>
     internal override void Invoke(PyBorrowed future)
     {
+        // Python code can reach this callback (future._callbacks): only our own future counts.
+        if (_weakFuture is null) return; // already completed by us
+        using (var ours = PyWeakRefApi.Referent(PyBorrowed.Of(_weakFuture)))
+            if (ours.IsNull || !future.Is(ours.Borrow()))
+                throw new InvalidCastException("this done callback belongs to another future");
         if (_cts != null && future.CallMethodIsTrue(PyNames.cancelled)) CancelWork();
     }
 
@@ -171,6 +176,9 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
     {
         internal override void Invoke(PyBorrowed weakref)
         {
+            // Python code can reach this callback too: only our weak reference's death counts.
+            if (op._weakFuture is not { } ours || !weakref.Is(ours))
+                throw new InvalidCastException("this callback belongs to the weak reference of another future");
             if (!op._task.IsCompleted) op.CancelWork();
         }
     }

@@ -292,7 +292,7 @@ internal static class BridgeAttacks
         {
             for (int i = 0; i < 50; i++)
             {
-                lt.Loop.Post(_ =>
+                LoopAttacks.Post(lt.Loop, () =>
                 {
                     Interlocked.Increment(ref ran);
                     if (Environment.CurrentManagedThreadId != loopThread) Interlocked.Increment(ref offThread);
@@ -351,10 +351,11 @@ internal static class BridgeAttacks
     // ---- 9. Leaks ----
 
     [Attack("leak.pyfunction")]
-    private static void LeakPyFunction()
+    private static void LeakPyFunction(string[] args)
     {
         Init();
-        Outcome.MeasureLeak("pyfunction", () => PyFunction.Create<long, long>("f", x => x).Dispose(), warmup: 2000, count: 20_000);
+        var (warmup, count) = Counts(args, 2000, 20_000);
+        Outcome.MeasureLeak("pyfunction", () => PyFunction.Create<long, long>("f", x => x).Dispose(), warmup, count);
     }
 
     /// <summary>Optional arguments: warm-up and measured operation counts.</summary>

@@ -72,19 +72,21 @@ public class BridgeAttackTests
         });
     }
 
-    // 9. Leaks. PyFunction.Create + Dispose: today ~230 B/op of RSS (~155 native) never freed
-    // (a PyMethodDef and its strings per function). 64 B/op over 20,000 operations allows 1.3 MB
-    // of allocator noise, well under the 3+ MB the leak adds.
+    // 9. Leaks. PyFunction.Create + Dispose: before the fix ~230 B/op of RSS (~155 native) never
+    // freed (a PyMethodDef and its strings per function). The process's own growth while it warms
+    // up (JIT tiers, allocator arenas) is a fixed 2-3 MB that does not scale with the count: over
+    // 200,000 operations after 50,000 of warm-up it is ~14 B/op, and 32 B/op still catches a leak
+    // a fifth the size of the one fixed.
     [Test]
     public void PyFunction_create_and_dispose_leaks_nothing()
     {
-        var r = Attacks.Run("leak.pyfunction", timeoutSeconds: 30).AssertSurvived();
+        var r = Attacks.Run("leak.pyfunction", timeoutSeconds: 60, args: ["50000", "200000"]).AssertSurvived();
         Assert.Multiple(() =>
         {
             Assert.That(r.Number("pyfunction.objects_per_op"), Is.LessThan(0.01), r.ToString());
             Assert.That(r.Number("pyfunction.blocks_per_op"), Is.LessThan(0.01), r.ToString());
             Assert.That(r.Number("pyfunction.heap_per_op"), Is.LessThan(64), r.ToString());
-            Assert.That(r.Number("pyfunction.native_per_op"), Is.LessThan(64), r.ToString());
+            Assert.That(r.Number("pyfunction.native_per_op"), Is.LessThan(32), r.ToString());
         });
     }
 

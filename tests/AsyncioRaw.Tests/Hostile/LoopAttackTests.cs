@@ -10,7 +10,7 @@ public class LoopAttackTests
 {
     /// <summary>An exception that says the loop is gone, rather than silence or a crash.</summary>
     internal const string ClearLoopError =
-        @"^(ObjectDisposedException|InvalidOperationException): (?i).*(clos|dispos|stop|collect|finaliz|not running|no longer)";
+        @"^(ObjectDisposedException|LoopClosedException|InvalidOperationException): (?i).*(clos|dispos|stop|collect|finaliz|not running|no longer)";
 
     internal static void ExpectClearLoopError(Attacks.Result r, string key, bool timed = true)
     {
@@ -121,13 +121,16 @@ public class LoopAttackTests
         r.Expect("cancel", "ok");
     }
 
-    // 8. A timed wait on the loop thread (today: blocks the loop for the whole timeout).
+    // 8. Blocking waits on the loop thread. .Wait() and .Result reach the task's scheduler and
+    // throw; a timed .Wait(timeout) never consults the scheduler in .NET (it spins, then sleeps on
+    // an event of its own), so it cannot be told apart and blocks the loop for its timeout, then
+    // returns false, as the README says. What must hold: it ends, and the loop works afterwards.
     [Test]
-    public void A_timed_Wait_on_the_loop_thread_throws_at_once()
+    public void An_untimed_Wait_on_the_loop_thread_throws_and_a_timed_one_ends()
     {
         var r = Attacks.Run("loop.wait_timeout", timeoutSeconds: 30).AssertSurvived();
-        r.Expect("wait", "InvalidOperationException").Expect("wait_timeout", "InvalidOperationException");
-        Assert.That(r.Number("wait_timeout.ms"), Is.LessThan(1000), r.ToString());
+        r.Expect("wait", "InvalidOperationException");
+        Assert.That(r.Number("wait_timeout.ms"), Is.LessThan(10_000), r.ToString());
     }
 
     // 10. Ctrl-C after Asyncio.Run (today: Python's handler stays; the next Python call raises KeyboardInterrupt).
