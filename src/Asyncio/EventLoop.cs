@@ -43,6 +43,7 @@ public sealed class EventLoop
     private readonly PyObject? _owned;
     private readonly nint _loopHandle;
     private PyObject? _loopWeakref;
+    private PyObject? _selectorWeakref;
 
     /// <summary>A new reference to the Python loop object (dispose it).</summary>
     /// <exception cref="LoopClosedException">The loop was closed (or collected).</exception>
@@ -175,17 +176,15 @@ public sealed class EventLoop
         var last = t_lastAdopted;
         if (last != null && last._loopHandle == key && !last.IsClosed) return last;
         if (s_loops.TryGetValue(key, out var known) && !known.IsClosed) return t_lastAdopted = known;
-        // A loop someone else runs (plain asyncio.run in Python code). Forget it when it is collected.
+        // A loop someone else runs (plain asyncio.run in Python code): we cannot close it with
+        // it, so we watch for its end. A loop type without weakref support cannot be adopted
+        // safely: that throws here.
         var adopted = new EventLoop(null, key, Environment.CurrentManagedThreadId);
         try
         {
             adopted.WatchEventFd();
-            var collected = new LoopCollected(adopted);
-            using var onCollected = Callbacks.OneArg(collected);
-            // A loop type without weakref support cannot be adopted safely: that throws here.
-            var weak = PyWeakRefApi.New(running, onCollected.Borrow()).MoveToObject();
-            adopted._loopWeakref = weak;
-            collected.Weakref = weak.DangerousGetHandle();
+            adopted._loopWeakref = Watch(adopted, running, "gone (closed and collected)");
+            adopted._selectorWeakref = WatchSelector(adopted, running);
         }
         catch
         {
@@ -196,7 +195,37 @@ public sealed class EventLoop
         return t_lastAdopted = adopted;
     }
 
-    private sealed class LoopCollected(EventLoop loop) : OneArgCallback
+    /// <summary>A weak reference to <paramref name="target"/> whose death closes our side of
+    /// <paramref name="loop"/> (the loop object is then gone, or closed: it is not touched again).</summary>
+    private static PyObject Watch(EventLoop loop, PyBorrowed target, string reason)
+    {
+        var onDeath = new LoopEnded(loop, reason);
+        using var callback = Callbacks.OneArg(onDeath);
+        var weak = PyWeakRefApi.New(target, callback.Borrow()).MoveToObject();
+        onDeath.Weakref = weak.DangerousGetHandle();
+        return weak;
+    }
+
+    /// <summary>asyncio's selector loops drop their selector in close(), and loops sit in reference
+    /// cycles, so the selector dies long before the loop is collected: watching it tells us the loop
+    /// closed while work posted to it would otherwise wait for a drain that never comes. Loops
+    /// without one (uvloop) are known closed when they are collected.</summary>
+    private static PyObject? WatchSelector(EventLoop loop, PyBorrowed running)
+    {
+        using var loopObj = running.ToOwned();
+        try
+        {
+            if (!loopObj.HasAttr("_selector")) return null;
+            using var selector = loopObj.GetAttr("_selector");
+            return selector.IsNone ? null : Watch(loop, PyBorrowed.Of(selector), "closed (by the Python code that ran it)");
+        }
+        catch (PythonException)
+        {
+            return null; // not weakly referenceable: the loop's own weak reference still ends us
+        }
+    }
+
+    private sealed class LoopEnded(EventLoop loop, string reason) : OneArgCallback
     {
         internal nint Weakref;
 
@@ -204,10 +233,8 @@ public sealed class EventLoop
         {
             // Python code can call this too: only the weakref's own callback closes the wrapper.
             if (weakref.DangerousGetHandle() != Weakref)
-                throw new InvalidCastException("this callback belongs to a weak reference to an event loop");
-            // The loop object is gone: only our own side remains to be closed.
-            s_loops.TryRemove(new KeyValuePair<nint, EventLoop>(loop._loopHandle, loop));
-            loop.CloseCore(loopAlive: false, "gone (closed and collected)");
+                throw new InvalidCastException("this callback belongs to a weak reference that watches an event loop");
+            loop.CloseCore(loopAlive: false, reason);
         }
     }
 
@@ -435,6 +462,7 @@ public sealed class EventLoop
         AbandonQueued();
         _drain.Dispose();
         _loopWeakref?.Dispose();
+        _selectorWeakref?.Dispose();
         _owned?.Dispose();
     }
 }
