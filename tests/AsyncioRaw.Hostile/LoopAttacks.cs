@@ -88,8 +88,12 @@ internal static partial class LoopAttacks
                 {
                     try
                     {
-                        using (var c = echo.Call(1L)) tasks.Enqueue(PyAwaitable.ToTask<long>(c, loop));
-                        tasks.Enqueue(lt.CallAsync<long, long>(echo, 2L));
+                        Task<long> a, b;
+                        using (var c = echo.Call(1L)) tasks.Enqueue(a = PyAwaitable.ToTask<long>(c, loop));
+                        tasks.Enqueue(b = lt.CallAsync<long, long>(echo, 2L));
+                        // Keep the race, not a flood: one pair in flight per thread (a flood of
+                        // thousands of queued items only makes the loop's shutdown slow).
+                        Task.WaitAny([a, b], 20);
                     }
                     catch (Exception e)
                     {
