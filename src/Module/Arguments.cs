@@ -1,0 +1,53 @@
+namespace AsyncioRaw.Module;
+
+/// <summary>
+/// Typed arguments for module functions. The interop layer hands a function its positional
+/// arguments already converted by <see cref="PyConvert.ToClr"/> (int → long, str → string, bytes →
+/// byte[], anything else → PyObject); this turns each into the parameter's type with the same rules
+/// as <see cref="PyObject.As{T}"/>. Runs inside the call from Python, so the GIL is held.
+/// </summary>
+internal static class Arguments
+{
+    /// <exception cref="ArgumentException">Wrong count (Python sees ValueError, as for the interop
+    /// layer's own functions).</exception>
+    internal static void ExpectCount(object?[] args, int count, string function)
+    {
+        if (args.Length != count)
+            throw new ArgumentException($"{function}() takes {count} positional argument(s) but {args.Length} were given");
+    }
+
+    /// <exception cref="InvalidCastException">The argument has no conversion to <typeparamref name="T"/> (Python sees TypeError).</exception>
+    internal static T To<T>(object?[] args, int index, string function)
+    {
+        object? value = args[index];
+        if (value is T same) return same;
+        if (value is null && default(T) is null) return default!;
+        try
+        {
+            if (value is PyObject obj) return obj.As<T>();
+            using var py = PyConvert.ToPython(value);
+            return py.As<T>();
+        }
+        catch (InvalidCastException e)
+        {
+            throw new InvalidCastException($"{function}() argument {index + 1}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>A Task's result as Task&lt;object?&gt;, for the interop layer's untyped async
+    /// functions. A completed task stays completed (Python then awaits it without a loop
+    /// iteration); the result is converted to Python on the loop thread, as for typed ones.</summary>
+    internal static Task<object?> Boxed<T>(Task<T> task) =>
+        task.IsCompletedSuccessfully ? Task.FromResult<object?>(task.Result) : Await(task);
+
+    private static async Task<object?> Await<T>(Task<T> task) => await task.ConfigureAwait(false);
+
+    internal static Task<object?> Boxed(Task task) =>
+        task.IsCompletedSuccessfully ? Task.FromResult<object?>(null) : Await(task);
+
+    private static async Task<object?> Await(Task task)
+    {
+        await task.ConfigureAwait(false);
+        return null;
+    }
+}
