@@ -21,6 +21,9 @@ public static class Definition
         m.Constant("CHUNK_SIZE", Chunk);
         m.Constant("RUNTIME", System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription);
 
+        m.Function("python_library", () => $"{PythonLibrary.LoadedPath} ({PythonLibrary.FoundBy}), Python {PythonLibrary.Version}",
+            "python_library() -> where the module found Python's C API: '(process)' when it took the importing process's symbols");
+
         m.Function<long, long>("add1", x => x + 1, "add1(x) -> x + 1");
         m.Function<string, string, string>("concat", (a, b) => a + b, "concat(a, b) -> a + b");
 

@@ -24,7 +24,11 @@ internal static class Arguments
         if (value is null && default(T) is null) return default!;
         try
         {
-            if (value is PyObject obj) return obj.As<T>();
+            // The converted copy is all the body sees: release the argument's reference now rather
+            // than when the .NET GC finalizes it (a large Python object would stay alive until then).
+            if (value is PyObject obj)
+                using (obj)
+                    return obj.As<T>();
             using var py = PyConvert.ToPython(value);
             return py.As<T>();
         }

@@ -1,0 +1,363 @@
+"""hashmod, a C# module published with NativeAOT, seen from plain Python.
+
+Run with the published hashmod.so on PYTHONPATH (scripts/module-tests.sh does):
+    PYTHONPATH=samples/HashModule/bin/Release/net10.0/linux-x64/publish python3 -m unittest discover -s samples/HashModule/tests -v
+HASHMOD_LOOP=uvloop runs every async test on uvloop.
+"""
+import asyncio
+import concurrent.futures
+import contextvars
+import gc
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import unittest
+
+import hashmod
+
+if os.environ.get("HASHMOD_LOOP") == "uvloop":
+    import uvloop
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+request_id = contextvars.ContextVar("request_id")
+
+
+async def eventually(predicate, timeout=5.0):
+    """Polls predicate on the running loop: .NET continuations reach the loop a moment later."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+def run_child(source, timeout=30):
+    """Runs source in a fresh interpreter that imports hashmod; returns (returncode, stdout, stderr)."""
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True,
+                       timeout=timeout, env=dict(os.environ))
+    return p.returncode, p.stdout, p.stderr
+
+
+class ImportTests(unittest.TestCase):
+    def test_python_symbols_come_from_this_process(self):
+        self.assertTrue(hashmod.python_library().startswith("(process)"), hashmod.python_library())
+        with open("/proc/self/maps") as maps:
+            libpythons = {line.split()[-1] for line in maps if "libpython" in line}
+        # pyenv: the one libpython the executable links; Debian: none (it is in the executable).
+        self.assertLessEqual(len(libpythons), 1, libpythons)
+
+    def test_module_attributes(self):
+        self.assertEqual(hashmod.__name__, "hashmod")
+        self.assertIn("C#", hashmod.__doc__)
+        self.assertEqual(hashmod.CHUNK_SIZE, 1 << 20)
+        self.assertTrue(hashmod.RUNTIME.startswith(".NET"))
+        self.assertTrue(hashmod.__file__.endswith("hashmod.so"))
+        self.assertEqual(hashmod.add1.__name__, "add1")
+        self.assertIn("x + 1", hashmod.add1.__doc__)
+
+    def test_reimport_gives_the_same_module(self):
+        import importlib
+        self.assertIs(importlib.import_module("hashmod"), hashmod)
+
+    def test_import_in_a_sub_interpreter_is_refused(self):
+        try:
+            import _xxsubinterpreters  # noqa: F401
+        except ImportError:
+            self.skipTest("no _xxsubinterpreters in this Python")
+        code, out, err = run_child("""
+            import _xxsubinterpreters as interpreters
+            interp = interpreters.create()
+            try:
+                interpreters.run_string(interp, "import hashmod")
+                print("imported")
+            except Exception as e:
+                print("refused:", type(e).__name__, e)
+            """)
+        self.assertEqual(code, 0, err)
+        self.assertIn("refused:", out)
+        self.assertRegex(out, "sub-?interpreter")
+
+
+class SyncFunctionTests(unittest.TestCase):
+    def test_add1(self):
+        self.assertEqual(hashmod.add1(41), 42)
+        self.assertEqual(hashmod.add1(-(2 ** 62)), -(2 ** 62) + 1)
+
+    def test_two_arguments(self):
+        self.assertEqual(hashmod.concat("a", "b"), "ab")
+
+    def test_wrong_type_is_a_type_error(self):
+        with self.assertRaises(TypeError):
+            hashmod.add1("x")
+        with self.assertRaises(TypeError) as cm:
+            hashmod.concat("a", 2)
+        self.assertIn("argument 2", str(cm.exception))
+
+    def test_wrong_argument_count_is_refused(self):
+        with self.assertRaises(ValueError):
+            hashmod.add1()
+        with self.assertRaises(ValueError):
+            hashmod.concat("a")
+        with self.assertRaises(ValueError):
+            hashmod.add1(1, 2)
+
+    def test_overflow_is_an_error_not_a_wrong_answer(self):
+        with self.assertRaises((OverflowError, ValueError)):
+            hashmod.add1(2 ** 70)
+
+    def test_sha256_sync(self):
+        data = os.urandom(100_000)
+        self.assertEqual(hashmod.sha256_sync(data), hashlib.sha256(data).hexdigest())
+
+
+class AsyncFunctionTests(unittest.IsolatedAsyncioTestCase):
+    async def test_sleep_ms_returns_its_argument(self):
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        self.assertEqual(await hashmod.sleep_ms(30), 30)
+        self.assertGreaterEqual(loop.time() - start, 0.025)
+
+    async def test_sleeps_run_concurrently(self):
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        results = await asyncio.gather(*(hashmod.sleep_ms(100) for _ in range(50)))
+        self.assertEqual(results, [100] * 50)
+        self.assertLess(loop.time() - start, 2.0)
+
+    async def test_sha256_small_and_chunked(self):
+        for size in (0, 3, 1 << 20, (5 << 20) + 7):
+            data = os.urandom(size)
+            self.assertEqual(await hashmod.sha256(data), hashlib.sha256(data).hexdigest(), size)
+
+    async def test_loop_keeps_running_while_a_large_hash_runs(self):
+        data = bytes(range(256)) * (64 << 10)  # 16 MiB, made quickly
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        t = asyncio.ensure_future(ticker())
+        try:
+            digest = await hashmod.sha256(data)
+        finally:
+            t.cancel()
+        self.assertEqual(digest, hashlib.sha256(data).hexdigest())
+        self.assertGreater(ticks, 1)
+
+    async def test_sha256_file(self):
+        with tempfile.NamedTemporaryFile(delete=False) as f:
+            data = os.urandom((3 << 20) + 11)
+            f.write(data)
+        try:
+            self.assertEqual(await hashmod.sha256_file(f.name), hashlib.sha256(data).hexdigest())
+        finally:
+            os.unlink(f.name)
+
+    async def test_missing_file_carries_the_dotnet_type(self):
+        with self.assertRaises(Exception) as cm:
+            await hashmod.sha256_file(os.path.join(tempfile.gettempdir(), "hashmod-no-such-file"))
+        self.assertIn("System.IO.FileNotFoundException", str(cm.exception))
+        self.assertIn("FileNotFoundException", cm.exception.dotnet_type)
+
+    async def test_dotnet_exception_crosses_with_its_type_name(self):
+        import asyncioraw
+        with self.assertRaises(asyncioraw.DotNetError) as cm:
+            await hashmod.fail("boom")
+        self.assertIn("System.InvalidOperationException: boom", str(cm.exception))
+        self.assertEqual(cm.exception.dotnet_type, "System.InvalidOperationException")
+        self.assertIn("Definition", cm.exception.dotnet_stack_trace)
+
+    async def test_cancelling_the_task_cancels_the_token(self):
+        task = asyncio.ensure_future(hashmod.watch("cancel-1", 60_000))
+        await asyncio.sleep(0.05)
+        self.assertEqual(hashmod.outcome("cancel-1"), "running")
+        task.cancel()
+        with self.assertRaises(asyncio.CancelledError):
+            await task
+        self.assertTrue(await eventually(lambda: hashmod.outcome("cancel-1") == "cancelled"),
+                        hashmod.outcome("cancel-1"))
+
+    async def test_timeout_cancels_the_token(self):
+        with self.assertRaises(asyncio.TimeoutError):
+            await asyncio.wait_for(hashmod.watch("timeout-1", 60_000), 0.05)
+        self.assertTrue(await eventually(lambda: hashmod.outcome("timeout-1") == "cancelled"),
+                        hashmod.outcome("timeout-1"))
+
+    async def test_completed_work_is_not_cancelled(self):
+        await hashmod.watch("done-1", 1)
+        self.assertEqual(hashmod.outcome("done-1"), "completed")
+
+    async def test_dropping_the_awaitable_unawaited_cancels_the_work(self):
+        awaitable = hashmod.watch("dropped-1", 60_000)
+        await asyncio.sleep(0.02)
+        self.assertEqual(hashmod.outcome("dropped-1"), "running")
+        del awaitable
+        gc.collect()
+        self.assertTrue(await eventually(lambda: hashmod.outcome("dropped-1") == "cancelled"),
+                        hashmod.outcome("dropped-1"))
+
+
+class AsyncGeneratorTests(unittest.IsolatedAsyncioTestCase):
+    async def test_async_for_to_the_end(self):
+        items = [i async for i in hashmod.ticks(5, 1, "gen-all")]
+        self.assertEqual(items, [0, 1, 2, 3, 4])
+        self.assertTrue(await eventually(lambda: hashmod.outcome("gen-all") == "completed"))
+
+    async def test_early_break_cancels_the_dotnet_side(self):
+        seen = []
+        async for i in hashmod.ticks(1_000, 5, "gen-break"):
+            seen.append(i)
+            if i == 2:
+                break
+        self.assertEqual(seen, [0, 1, 2])
+        gc.collect()
+        self.assertTrue(await eventually(lambda: hashmod.outcome("gen-break") == "cancelled"),
+                        hashmod.outcome("gen-break"))
+
+    async def test_cancelling_the_iterating_task_cancels_the_dotnet_side(self):
+        async def consume():
+            async for _ in hashmod.ticks(1_000, 20, "gen-cancel"):
+                pass
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with self.assertRaises(asyncio.CancelledError):
+            await task
+        self.assertTrue(await eventually(lambda: hashmod.outcome("gen-cancel") == "cancelled"),
+                        hashmod.outcome("gen-cancel"))
+
+
+class CallbackTests(unittest.IsolatedAsyncioTestCase):
+    async def test_map_async_awaits_python_coroutines(self):
+        async def double(x):
+            await asyncio.sleep(0)
+            return 2 * x
+
+        self.assertEqual(await hashmod.map_async(double, [1, 2, 3]), [2, 4, 6])
+
+    async def test_contextvars_reach_callbacks_awaited_from_dotnet(self):
+        async def tagged(x):
+            await asyncio.sleep(0)
+            return f"{request_id.get('unset')}:{x}"
+
+        async def request(rid):
+            request_id.set(rid)
+            return await hashmod.map_async(tagged, [1, 2])
+
+        results = await asyncio.gather(request("a"), request("b"))
+        self.assertEqual(results, [["a:1", "a:2"], ["b:1", "b:2"]])
+
+    async def test_python_exception_in_a_callback_comes_back_as_itself(self):
+        class Boom(ValueError):
+            pass
+
+        async def fails(x):
+            raise Boom(f"bad {x}")
+
+        with self.assertRaises(Boom) as cm:
+            await hashmod.map_async(fails, [7])
+        self.assertEqual(str(cm.exception), "bad 7")
+
+    async def test_cancelling_map_async_cancels_the_awaited_coroutine(self):
+        cancelled = asyncio.Event()
+
+        async def slow(x):
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        task = asyncio.ensure_future(hashmod.map_async(slow, [1]))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with self.assertRaises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(cancelled.wait(), 5)
+
+
+class ThreadTests(unittest.TestCase):
+    def test_threads_call_sync_functions_concurrently(self):
+        def work(seed):
+            total = 0
+            for i in range(2_000):
+                total += hashmod.add1(seed + i)
+            return total
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(work, range(16)))
+        self.assertEqual(results, [sum(s + i + 1 for i in range(2_000)) for s in range(16)])
+
+    def test_each_thread_runs_its_own_event_loop(self):
+        def run(n):
+            async def main():
+                values = await asyncio.gather(*(hashmod.sleep_ms(5) for _ in range(n)))
+                digest = await hashmod.sha256(b"x" * n)
+                return sum(values), digest
+            return asyncio.run(main())
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(run, range(1, 9)))
+        self.assertEqual(results, [(5 * n, hashlib.sha256(b"x" * n).hexdigest()) for n in range(1, 9)])
+
+    def test_to_thread_over_a_function_that_releases_the_gil(self):
+        data = os.urandom(8 << 20)
+
+        async def main():
+            hashes = [asyncio.to_thread(hashmod.sha256_sync, data) for _ in range(4)]
+            return await asyncio.gather(*hashes)
+
+        self.assertEqual(asyncio.run(main()), [hashlib.sha256(data).hexdigest()] * 4)
+
+
+class ShutdownTests(unittest.TestCase):
+    def assert_clean_exit(self, source):
+        code, out, err = run_child(source)
+        self.assertEqual(code, 0, f"stdout: {out}\nstderr: {err}")
+        self.assertNotIn("Fatal", err)
+        self.assertIn("done", out)
+
+    def test_exit_with_a_pending_dotnet_task(self):
+        self.assert_clean_exit("""
+            import asyncio, hashmod
+            async def main():
+                asyncio.ensure_future(hashmod.sleep_ms(60_000))
+                asyncio.ensure_future(hashmod.sha256(bytes(64 << 20)))
+                await asyncio.sleep(0.05)
+            asyncio.run(main())
+            print("done")
+            """)
+
+    def test_exit_while_dotnet_threads_want_the_gil(self):
+        self.assert_clean_exit("""
+            import hashmod
+            for ms in range(0, 50, 2):
+                hashmod.background(ms)
+            print("done")
+            """)
+
+    def test_exit_with_a_loop_thread_still_awaiting_dotnet(self):
+        self.assert_clean_exit("""
+            import asyncio, threading, hashmod
+            started = threading.Event()
+            async def forever():
+                started.set()
+                await hashmod.sleep_ms(60_000)
+            threading.Thread(target=lambda: asyncio.run(forever()), daemon=True).start()
+            started.wait(5)
+            print("done")
+            """)
+
+
+if __name__ == "__main__":
+    unittest.main()
