@@ -32,15 +32,31 @@ internal static unsafe class ModuleNative
         public nint m_free;
     }
 
-    /// <summary>The C API version PyModule_Create2 checks against (unchanged since 3.2).</summary>
-    private const int PYTHON_API_VERSION = 1013;
+    /// <summary>PyModuleDef_Slot: an int id, padding, a pointer.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct PyModuleDef_Slot
+    {
+        public int slot;
+        public nint value;
+    }
+
+    internal const int Py_mod_exec = 2;
+    /// <summary>3.12+: older versions refuse unknown slot ids, so it is only added there.</summary>
+    internal const int Py_mod_multiple_interpreters = 3;
+    internal const nint Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED = 0;
 
     private static nint Export(string name) => NativeLibrary.GetExport(PythonLibrary.Load(), name);
 
-    /// <summary>A new module object for <paramref name="def"/>, which must live for the process.</summary>
-    /// <returns>New reference, or 0 with an exception set.</returns>
-    internal static nint PyModule_Create2(PyModuleDef* def) =>
-        ((delegate* unmanaged<PyModuleDef*, int, nint>)Export("PyModule_Create2"))(def, PYTHON_API_VERSION);
+    /// <summary>Makes <paramref name="def"/> a Python object (multi-phase initialization: what a
+    /// PyInit function returns). The def must live for the process.</summary>
+    /// <returns>The def as a PyObject* (borrowed: the def is static), never NULL.</returns>
+    internal static nint PyModuleDef_Init(PyModuleDef* def) =>
+        ((delegate* unmanaged<PyModuleDef*, nint>)Export("PyModuleDef_Init"))(def);
+
+    /// <returns>The definition the module was created from (borrowed), or NULL (with an exception
+    /// set only when <paramref name="module"/> is not a module).</returns>
+    internal static PyModuleDef* PyModule_GetDef(nint module) =>
+        ((delegate* unmanaged<nint, PyModuleDef*>)Export("PyModule_GetDef"))(module);
 
     internal static void Py_IncRef(nint o) => ((delegate* unmanaged<nint, void>)Export("Py_IncRef"))(o);
 

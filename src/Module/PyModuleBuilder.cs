@@ -193,36 +193,40 @@ public sealed class PyModuleBuilder
         }, doc));
     }
 
-    /// <summary>Creates the module object and its members. Requires the GIL.</summary>
-    /// <returns>A new reference to the module.</returns>
-    internal unsafe nint Build()
+    /// <summary>
+    /// The module's definition for multi-phase initialization: CPython creates the module from it
+    /// and then calls <paramref name="exec"/>, in each interpreter that imports it (so a
+    /// sub-interpreter is refused there, and on 3.12+ by CPython itself through the
+    /// Py_mod_multiple_interpreters slot). Allocated once and never freed: CPython keeps pointers
+    /// to it for the life of the process.
+    /// </summary>
+    internal unsafe ModuleNative.PyModuleDef* CreateDefinition(delegate* unmanaged<nint, int> exec)
     {
-        // The definition must outlive the module: CPython keeps a pointer to it for re-imports
-        // (m_copy) for the life of the process, so it is allocated once and never freed.
+        int count = PythonLibrary.Version >= new Version(3, 12) ? 3 : 2;
+        var slots = (ModuleNative.PyModuleDef_Slot*)System.Runtime.InteropServices.NativeMemory.AllocZeroed(
+            (nuint)(count * sizeof(ModuleNative.PyModuleDef_Slot)));
+        slots[0] = new() { slot = ModuleNative.Py_mod_exec, value = (nint)exec };
+        if (count == 3)
+            slots[1] = new() { slot = ModuleNative.Py_mod_multiple_interpreters, value = ModuleNative.Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED };
+        // The last slot stays zeroed: the terminator.
+
         var def = (ModuleNative.PyModuleDef*)System.Runtime.InteropServices.NativeMemory.AllocZeroed((nuint)sizeof(ModuleNative.PyModuleDef));
         def->ob_refcnt = 1;
         def->m_name = ModuleNative.NativeString(Name);
         def->m_doc = Doc is null ? null : ModuleNative.NativeString(Doc);
-        def->m_size = -1;
-        nint module = ModuleNative.PyModule_Create2(def);
-        if (module == 0) throw new PythonErrorPending();
-        try
+        def->m_size = 0;
+        def->m_slots = (nint)slots;
+        return def;
+    }
+
+    /// <summary>Adds the members to a module CPython created from our definition. Requires the GIL.</summary>
+    internal void Populate(nint module)
+    {
+        using var view = PyObject.FromBorrowedHandle(module);
+        foreach (var (name, create) in _members)
         {
-            using var view = PyObject.FromBorrowedHandle(module);
-            foreach (var (name, create) in _members)
-            {
-                using var value = create();
-                view.SetAttr(name, value);
-            }
-            return module;
-        }
-        catch
-        {
-            ModuleNative.Py_DecRef(module);
-            throw;
+            using var value = create();
+            view.SetAttr(name, value);
         }
     }
 }
-
-/// <summary>A C API call failed and left its Python exception set: PyInit returns NULL with it.</summary>
-internal sealed class PythonErrorPending() : Exception("a Python exception is pending");
