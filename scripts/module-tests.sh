@@ -2,13 +2,15 @@
 # Builds the sample C# module (samples/HashModule, NativeAOT) once, then runs its Python unittest
 # suite on every CPython present: pyenv 3.9-3.13 (shared libpython) and Debian's /usr/bin/python3.11
 # (libpython linked into the executable), plus Debian's python with uvloop when it is installed.
-# Prints one line per Python and a last line "module tests: N passed, N failed".
+# Then packs the module as a wheel and pip-installs it into a fresh venv (default python3 and
+# Debian's). Prints one line per Python and a last line "module tests: N passed, N failed".
 # Needs a C toolchain for NativeAOT's link step (gcc is enough; clang is used when present).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 publish_dir=samples/HashModule/bin/Release/net10.0/linux-x64/publish
 log_dir=$(mktemp -d)
+trap 'rm -rf "$log_dir"' EXIT
 passed=0; failed=0; status=0
 
 start=$(date +%s)
@@ -65,6 +67,28 @@ done
 if [ -x /usr/bin/python3.11 ] && /usr/bin/python3.11 -c "import uvloop" 2>/dev/null; then
   run_suite /usr/bin/python3.11 "$(/usr/bin/python3.11 -c 'import platform, uvloop; print(platform.python_version(), "uvloop", uvloop.__version__)') /usr/bin/python3.11" HASHMOD_LOOP=uvloop
 fi
+
+# The wheel: pip installs it into a fresh venv, whose python imports and awaits the module.
+wheel_check() {
+  local py=$1 label="wheel $2" venv="$log_dir/venv-$2" log="$log_dir/wheel-$2.log" wheel
+  wheel=$("$py" src/Module/build/make_wheel.py "$publish_dir/hashmod.so" --out "$log_dir/dist" 2>>"$log") \
+    && "$py" -m venv "$venv" >>"$log" 2>&1 \
+    && "$venv/bin/python" -m pip install --no-index --disable-pip-version-check -q "$wheel" >>"$log" 2>&1 \
+    && (cd / && "$venv/bin/python" -c "
+import asyncio, hashmod
+assert '/site-packages/hashmod.so' in hashmod.__file__, hashmod.__file__
+async def main(): return await hashmod.sleep_ms(1), [i async for i in hashmod.ticks(2, 1, 'wheel')]
+assert asyncio.run(main()) == (1, [0, 1])
+assert hashmod.add1(1) == 2
+") >>"$log" 2>&1
+  if [ $? = 0 ]; then
+    passed=$((passed + 1)); echo "[$label] 1 passed, 0 failed ($(basename "$wheel"))"
+  else
+    failed=$((failed + 1)); status=1; echo "[$label] 0 passed, 1 failed:"; tail -n 20 "$log"
+  fi
+}
+wheel_check "$(command -v python3)" default
+[ -x /usr/bin/python3.11 ] && wheel_check /usr/bin/python3.11 debian
 
 echo "module tests: $passed passed, $failed failed"
 exit $status
