@@ -74,6 +74,13 @@ public static class Definition
         m.AsyncFunction<PyObject, PyObject, List<object?>>("map_async", MapAsync,
             "await map_async(fn, xs) -> [await fn(x) for x in xs], awaited one by one from .NET");
 
+        m.AsyncFunction<PyObject, long, long>("call_from_pool", (fn, x, ct) => Task.Run(() =>
+        {
+            // A thread-pool thread that never saw Python takes the GIL for the call.
+            using (fn)
+                return fn.Call<long, long>(x);
+        }, ct), "await call_from_pool(fn, x) -> fn(x), called from a .NET thread-pool thread");
+
         m.Function<long, bool>("background", ms =>
         {
             // Work Python does not wait for: a thread-pool task that needs Python again later.

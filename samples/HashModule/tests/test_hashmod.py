@@ -239,6 +239,11 @@ class AsyncGeneratorTests(unittest.IsolatedAsyncioTestCase):
         task.cancel()
         with self.assertRaises(asyncio.CancelledError):
             await task
+        # When the cancel lands between two items, only the iterator's collection stops the .NET
+        # side (as for an async generator), and the task's CancelledError traceback holds the
+        # iterator's frame: drop it.
+        del task
+        gc.collect()
         self.assertTrue(await eventually(lambda: hashmod.outcome("gen-cancel") == "cancelled"),
                         hashmod.outcome("gen-cancel"))
 
@@ -316,6 +321,19 @@ class ThreadTests(unittest.TestCase):
             results = list(pool.map(run, range(1, 9)))
         self.assertEqual(results, [(5 * n, hashlib.sha256(b"x" * n).hexdigest()) for n in range(1, 9)])
 
+    def test_dotnet_pool_thread_calls_back_into_python(self):
+        callers = []
+
+        def record(x):
+            callers.append(threading.get_ident())
+            return x * 10
+
+        async def main():
+            return await asyncio.gather(*(hashmod.call_from_pool(record, i) for i in range(20)))
+
+        self.assertEqual(asyncio.run(main()), [i * 10 for i in range(20)])
+        self.assertNotIn(threading.get_ident(), callers)
+
     def test_to_thread_over_a_function_that_releases_the_gil(self):
         data = os.urandom(8 << 20)
 
@@ -324,6 +342,33 @@ class ThreadTests(unittest.TestCase):
             return await asyncio.gather(*hashes)
 
         self.assertEqual(asyncio.run(main()), [hashlib.sha256(data).hexdigest()] * 4)
+
+
+class InterruptTests(unittest.TestCase):
+    def test_ctrl_c_during_asyncio_run_is_a_keyboard_interrupt(self):
+        import signal
+        child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+            import asyncio, sys, hashmod
+            async def main():
+                watching = asyncio.ensure_future(hashmod.watch("ctrl-c", 60_000))
+                await asyncio.sleep(0.05)
+                print("ready", hashmod.outcome("ctrl-c"), flush=True)
+                await watching
+            try:
+                asyncio.run(main())
+            except KeyboardInterrupt:
+                print("interrupted", hashmod.outcome("ctrl-c"), flush=True)
+            """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        try:
+            self.assertEqual(child.stdout.readline().strip(), "ready running")
+            child.send_signal(signal.SIGINT)
+            out, err = child.communicate(timeout=20)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        self.assertEqual(child.returncode, 0, err)
+        # asyncio.run cancels the main task on Ctrl-C (3.11+); before, the loop just stops.
+        self.assertRegex(out, r"interrupted (cancelled|running)")
 
 
 class ShutdownTests(unittest.TestCase):
