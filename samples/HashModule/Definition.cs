@@ -71,6 +71,12 @@ public static class Definition
             throw new InvalidOperationException(message);
         }, "await fail(message): raises a .NET InvalidOperationException after one await");
 
+        m.AsyncFunction("give_up", async ct =>
+        {
+            await Task.Yield();
+            throw new OperationCanceledException("the .NET side gave up on its own");
+        }, "await give_up(): .NET cancels itself (nobody in Python asked)");
+
         m.AsyncFunction<PyObject, PyObject, List<object?>>("map_async", MapAsync,
             "await map_async(fn, xs) -> [await fn(x) for x in xs], awaited one by one from .NET");
 

@@ -182,6 +182,23 @@ class AsyncFunctionTests(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(cm.exception.dotnet_type, "System.InvalidOperationException")
         self.assertIn("Definition", cm.exception.dotnet_stack_trace)
 
+    async def test_a_dotnet_cancellation_python_did_not_ask_for_is_catchable(self):
+        async def caller():
+            try:
+                await hashmod.give_up()
+            except asyncio.CancelledError as e:
+                return f"caught: {e}"
+            return "not raised"
+
+        task = asyncio.ensure_future(caller())
+        result = await task
+        self.assertTrue(result.startswith("caught"), result)
+        # (The interop layer cancels the future for an OperationCanceledException, so the .NET
+        # message does not reach the CancelledError.)
+        self.assertFalse(task.cancelled())
+        if hasattr(task, "cancelling"):  # 3.11+: the task was never asked to cancel
+            self.assertEqual(task.cancelling(), 0)
+
     async def test_cancelling_the_task_cancels_the_token(self):
         task = asyncio.ensure_future(hashmod.watch("cancel-1", 60_000))
         await asyncio.sleep(0.05)
