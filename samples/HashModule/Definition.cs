@@ -25,7 +25,8 @@ public static class Definition
             "python_library() -> where the module found Python's C API: '(process)' when it took the importing process's symbols");
 
         m.Function<long, long>("add1", x => x + 1, "add1(x) -> x + 1");
-        m.Function<string, string, string>("concat", (a, b) => a + b, "concat(a, b) -> a + b");
+        m.Function<string, string, string>("concat", (a, b) => a + b, "concat(a, b='!') -> a + b")
+            .WithSignature("(a, b='!')");
 
         m.Function<byte[], string>("sha256_sync", data =>
         {
@@ -36,8 +37,9 @@ public static class Definition
 
         m.AsyncFunction<byte[], string>("sha256", Sha256Async,
             "await sha256(data: bytes) -> hex digest, hashed off the event loop in 1 MiB chunks");
-        m.AsyncFunction<string, string>("sha256_file", Sha256FileAsync,
-            "await sha256_file(path) -> hex digest, read asynchronously in 1 MiB chunks");
+        m.AsyncFunction<string, long, string>("sha256_file", Sha256FileAsync,
+            "await sha256_file(path, *, chunk_size=CHUNK_SIZE) -> hex digest, read asynchronously")
+            .WithSignature($"(path, *, chunk_size={Chunk})");
 
         m.AsyncFunction<long, long>("sleep_ms", async (ms, ct) =>
         {
@@ -120,11 +122,13 @@ public static class Definition
         }, ct);
     }
 
-    private static async Task<string> Sha256FileAsync(string path, CancellationToken ct)
+    private static async Task<string> Sha256FileAsync(string path, long chunkSize, CancellationToken ct)
     {
-        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, Chunk, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkSize);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(chunkSize, 64L << 20);
+        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096, FileOptions.Asynchronous | FileOptions.SequentialScan);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[Chunk];
+        var buffer = new byte[chunkSize];
         int read;
         while ((read = await file.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
             hash.AppendData(buffer, 0, read);

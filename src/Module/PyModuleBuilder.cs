@@ -19,6 +19,7 @@ namespace AsyncioRaw.Module;
 public sealed class PyModuleBuilder
 {
     private readonly List<(string Name, Func<PyObject> Create)> _members = [];
+    private readonly Dictionary<string, string?> _docs = [];
     private readonly HashSet<string> _names = [];
 
     public PyModuleBuilder(string name)
@@ -33,11 +34,38 @@ public sealed class PyModuleBuilder
     /// <summary>The module's <c>__doc__</c>.</summary>
     public string? Doc { get; set; }
 
+    private PyModuleBuilder Add(string name, Func<PyObject> create, string? doc)
+    {
+        _docs[name] = doc;
+        return Add(name, create);
+    }
+
     private PyModuleBuilder Add(string name, Func<PyObject> create)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         if (!_names.Add(name)) throw new ArgumentException($"module {Name} already defines '{name}'", nameof(name));
         _members.Add((name, create));
+        return this;
+    }
+
+    /// <summary>
+    /// Gives the function added last a Python signature, e.g. <c>"(data, *, rounds=1)"</c>: callers
+    /// may then pass those parameters by keyword and omit the ones with defaults (Python literals,
+    /// evaluated once). The .NET function receives every parameter, positionally, in the declared
+    /// order. Costs one Python frame per call. No <c>*args</c>, <c>**kwargs</c> or annotations.
+    /// </summary>
+    public PyModuleBuilder WithSignature(string signature)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(signature);
+        if (_members.Count == 0) throw new InvalidOperationException("WithSignature applies to the function added last; none was added.");
+        var (name, create) = _members[^1];
+        if (!_docs.TryGetValue(name, out var doc))
+            throw new InvalidOperationException($"WithSignature applies to functions; '{name}' is not one.");
+        _members[^1] = (name, () =>
+        {
+            using var impl = create();
+            return Signatures.Wrap(impl, name, signature, doc);
+        });
         return this;
     }
 
@@ -53,14 +81,14 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 0, name);
             return body();
-        }, doc));
+        }, doc), doc);
     }
 
     /// <summary>One argument: the interop layer's typed fast path (no argument array).</summary>
     public PyModuleBuilder Function<T1, TResult>(string name, Func<T1, TResult> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.Create(name, body, doc));
+        return Add(name, () => PyFunction.Create(name, body, doc), doc);
     }
 
     public PyModuleBuilder Function<T1, T2, TResult>(string name, Func<T1, T2, TResult> body, string? doc = null)
@@ -70,7 +98,7 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 2, name);
             return body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name));
-        }, doc));
+        }, doc), doc);
     }
 
     public PyModuleBuilder Function<T1, T2, T3, TResult>(string name, Func<T1, T2, T3, TResult> body, string? doc = null)
@@ -80,7 +108,7 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 3, name);
             return body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name), Arguments.To<T3>(args, 2, name));
-        }, doc));
+        }, doc), doc);
     }
 
     // ---- async functions: Python awaits them ----
@@ -92,7 +120,7 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 0, name);
             return Arguments.Boxed(body(ct));
-        }, doc));
+        }, doc), doc);
     }
 
     public PyModuleBuilder AsyncFunction(string name, Func<CancellationToken, Task> body, string? doc = null)
@@ -102,20 +130,20 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 0, name);
             return Arguments.Boxed(body(ct));
-        }, doc));
+        }, doc), doc);
     }
 
     /// <summary>One argument: the interop layer's typed path.</summary>
     public PyModuleBuilder AsyncFunction<T1, TResult>(string name, Func<T1, CancellationToken, Task<TResult>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.CreateAsync(name, body, doc));
+        return Add(name, () => PyFunction.CreateAsync(name, body, doc), doc);
     }
 
     public PyModuleBuilder AsyncFunction<T1>(string name, Func<T1, CancellationToken, Task> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.CreateAsync(name, body, doc));
+        return Add(name, () => PyFunction.CreateAsync(name, body, doc), doc);
     }
 
     public PyModuleBuilder AsyncFunction<T1, T2, TResult>(string name, Func<T1, T2, CancellationToken, Task<TResult>> body, string? doc = null)
@@ -125,7 +153,7 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 2, name);
             return Arguments.Boxed(body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name), ct));
-        }, doc));
+        }, doc), doc);
     }
 
     public PyModuleBuilder AsyncFunction<T1, T2>(string name, Func<T1, T2, CancellationToken, Task> body, string? doc = null)
@@ -135,7 +163,7 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 2, name);
             return Arguments.Boxed(body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name), ct));
-        }, doc));
+        }, doc), doc);
     }
 
     public PyModuleBuilder AsyncFunction<T1, T2, T3, TResult>(string name, Func<T1, T2, T3, CancellationToken, Task<TResult>> body, string? doc = null)
@@ -145,7 +173,7 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 3, name);
             return Arguments.Boxed(body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name), Arguments.To<T3>(args, 2, name), ct));
-        }, doc));
+        }, doc), doc);
     }
 
     // ---- async generators: Python iterates them with 'async for' ----
@@ -160,7 +188,7 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 0, name);
             return PyAsyncStreams.ToPython(body());
-        }, doc));
+        }, doc), doc);
     }
 
     public PyModuleBuilder AsyncGenerator<T1, T>(string name, Func<T1, IAsyncEnumerable<T>> body, string? doc = null)
@@ -170,7 +198,7 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 1, name);
             return PyAsyncStreams.ToPython(body(Arguments.To<T1>(args, 0, name)));
-        }, doc));
+        }, doc), doc);
     }
 
     public PyModuleBuilder AsyncGenerator<T1, T2, T>(string name, Func<T1, T2, IAsyncEnumerable<T>> body, string? doc = null)
@@ -180,7 +208,7 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 2, name);
             return PyAsyncStreams.ToPython(body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name)));
-        }, doc));
+        }, doc), doc);
     }
 
     public PyModuleBuilder AsyncGenerator<T1, T2, T3, T>(string name, Func<T1, T2, T3, IAsyncEnumerable<T>> body, string? doc = null)
@@ -190,7 +218,7 @@ public sealed class PyModuleBuilder
         {
             Arguments.ExpectCount(args, 3, name);
             return PyAsyncStreams.ToPython(body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name), Arguments.To<T3>(args, 2, name)));
-        }, doc));
+        }, doc), doc);
     }
 
     /// <summary>

@@ -98,6 +98,21 @@ class SyncFunctionTests(unittest.TestCase):
     def test_two_arguments(self):
         self.assertEqual(hashmod.concat("a", "b"), "ab")
 
+    def test_keywords_and_defaults_through_a_signature(self):
+        import inspect
+        self.assertEqual(hashmod.concat("a"), "a!")
+        self.assertEqual(hashmod.concat(b="y", a="x"), "xy")
+        self.assertEqual(str(inspect.signature(hashmod.concat)), "(a, b='!')")
+        self.assertEqual(hashmod.concat.__name__, "concat")
+        self.assertIn("a + b", hashmod.concat.__doc__)
+        with self.assertRaises(TypeError):
+            hashmod.concat("a", c=1)
+        with self.assertRaises(TypeError):
+            hashmod.concat()
+        # No signature declared: positional only, refused by the interop layer (ValueError).
+        with self.assertRaisesRegex(ValueError, "keyword"):
+            hashmod.add1(x=1)
+
     def test_wrong_type_is_a_type_error(self):
         with self.assertRaises(TypeError):
             hashmod.add1("x")
@@ -108,8 +123,6 @@ class SyncFunctionTests(unittest.TestCase):
     def test_wrong_argument_count_is_refused(self):
         with self.assertRaises(ValueError):
             hashmod.add1()
-        with self.assertRaises(ValueError):
-            hashmod.concat("a")
         with self.assertRaises(ValueError):
             hashmod.add1(1, 2)
 
@@ -165,6 +178,11 @@ class AsyncFunctionTests(unittest.IsolatedAsyncioTestCase):
             f.write(data)
         try:
             self.assertEqual(await hashmod.sha256_file(f.name), hashlib.sha256(data).hexdigest())
+            self.assertEqual(await hashmod.sha256_file(f.name, chunk_size=7), hashlib.sha256(data).hexdigest())
+            with self.assertRaises(TypeError):
+                await hashmod.sha256_file(f.name, 7)  # chunk_size is keyword-only
+            with self.assertRaises(ValueError):
+                await hashmod.sha256_file(f.name, chunk_size=0)
         finally:
             os.unlink(f.name)
 
