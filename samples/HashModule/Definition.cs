@@ -17,6 +17,15 @@ public static class Definition
 
     public static void Define(PyModuleBuilder m)
     {
+        // For the tests of a failing import (no managed exception may escape PyInit): the two
+        // places a definition can fail, while it is written (PyInit) and while the module is
+        // filled (Py_mod_exec).
+        switch (Environment.GetEnvironmentVariable("HASHMOD_TEST_FAIL_IMPORT"))
+        {
+            case "define": throw new InvalidOperationException("the definition failed on purpose");
+            case "exec": m.Function<long, long>("bad", x => x).WithSignature("(*args)"); break;
+        }
+
         m.Doc = "Hashing and timers implemented in C# (AsyncioRaw, NativeAOT).";
         m.Constant("CHUNK_SIZE", Chunk);
         m.Constant("RUNTIME", System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription);

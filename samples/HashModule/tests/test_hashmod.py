@@ -37,10 +37,10 @@ async def eventually(predicate, timeout=5.0):
     return True
 
 
-def run_child(source, timeout=30):
+def run_child(source, timeout=30, env=None):
     """Runs source in a fresh interpreter that imports hashmod; returns (returncode, stdout, stderr)."""
     p = subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True,
-                       timeout=timeout, env=dict(os.environ))
+                       timeout=timeout, env=dict(os.environ, **(env or {})))
     return p.returncode, p.stdout, p.stderr
 
 
@@ -89,6 +89,22 @@ class ImportTests(unittest.TestCase):
         for line in out.splitlines():
             self.assertRegex(line, "ImportError.*(sub-interpreter|subinterpreters)")
         self.assertIn("default refused", out)
+
+    def test_a_failing_definition_is_an_import_error(self):
+        for where, expected in (("define", "System.InvalidOperationException: the definition failed on purpose"),
+                                ("exec", "cannot be forwarded to .NET")):
+            code, out, err = run_child("""
+                for attempt in range(2):
+                    try:
+                        import hashmod
+                        print("IMPORTED")
+                    except ImportError as e:
+                        print("ImportError:", e)
+                """, env={"HASHMOD_TEST_FAIL_IMPORT": where})
+            self.assertEqual(code, 0, err)
+            self.assertNotIn("IMPORTED", out)
+            self.assertEqual(out.count(expected), 2, out)
+
 
 class SyncFunctionTests(unittest.TestCase):
     def test_add1(self):
