@@ -90,6 +90,23 @@ class ImportTests(unittest.TestCase):
             self.assertRegex(line, "ImportError.*(sub-interpreter|subinterpreters)")
         self.assertIn("default refused", out)
 
+    def test_first_import_on_a_python_thread(self):
+        code, out, err = run_child("""
+            import asyncio, threading
+            result = []
+            def worker():
+                import hashmod
+                async def main():
+                    return await hashmod.sleep_ms(1)
+                result.append((hashmod.add1(1), asyncio.run(main())))
+            t = threading.Thread(target=worker)
+            t.start(); t.join(10)
+            import hashmod
+            print(result, hashmod.add1(2))
+            """)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out.strip(), "[(2, 1)] 3")
+
     def test_a_failing_definition_is_an_import_error(self):
         for where, expected in (("define", "System.InvalidOperationException: the definition failed on purpose"),
                                 ("exec", "cannot be forwarded to .NET")):
