@@ -9,7 +9,7 @@ internal static class AsyncErrors
 
     internal static Exception ForAwait(Exception e) =>
         e is PythonException pe && IsCancelledError(pe)
-            ? new OperationCanceledException($"The Python awaitable was cancelled ({pe.Message}).", pe)
+            ? new PythonCancelledException($"The Python awaitable was cancelled ({pe.Message}).", pe)
             : e;
 
     private static bool IsCancelledError(PythonException e)
@@ -19,8 +19,16 @@ internal static class AsyncErrors
         catch (Exception) { return false; } // isinstance() raising means it is not one we can tell
     }
 
-    /// <summary>The .NET exception a faulted or canceled task ended with.</summary>
-    internal static Exception Of(Task task) =>
-        task.IsCanceled ? new OperationCanceledException("The .NET task was canceled.")
-        : task.Exception!.InnerExceptions.Count == 1 ? task.Exception.InnerExceptions[0] : task.Exception;
+    /// <summary>The .NET exception a faulted or canceled task ended with: for a canceled one, the
+    /// OperationCanceledException it was canceled with (a PythonCancelledException stays one).</summary>
+    internal static Exception Of(Task task)
+    {
+        if (task.IsCanceled)
+        {
+            try { task.GetAwaiter().GetResult(); }
+            catch (OperationCanceledException e) { return e; }
+            return new OperationCanceledException("The .NET task was canceled.");
+        }
+        return task.Exception!.InnerExceptions.Count == 1 ? task.Exception.InnerExceptions[0] : task.Exception;
+    }
 }

@@ -162,6 +162,8 @@ internal static class ConversionAttacks
         long converted = RssAfter(() =>
         {
             var s = new string('x', Chars);
+            // With the GIL held, disposing frees the str at once (without, it is queued).
+            using var gil = Gil.Acquire();
             using var py = PyConvert.ToPython(s);
             GC.KeepAlive(s);
         });
@@ -169,6 +171,7 @@ internal static class ConversionAttacks
         long nonAscii = RssAfter(() =>
         {
             var s = new string('\u00e9', Chars / 3) + "\ud83d\ude00" + "\ud800";
+            using var gil = Gil.Acquire();
             using var py = PyConvert.ToPython(s);
             Outcome.Report("roundtrip", py.As<string>() == s ? "same" : "different");
         });

@@ -185,7 +185,9 @@ internal static class ExceptionAttacks
         {
             Outcome.Report("back", ReferenceEquals(e, poisoned) ? "same" : e.GetType().Name);
         }
-        Outcome.MeasureLeak("raise", () => call.Call<PyObject, string>(f), warmup: 2000, count: 20000);
+        // A new exception each time: one kept alive by a leaked handle shows on the managed heap.
+        using var fresh = PyFunction.Create<object?, object?>("fresh", _ => throw new PoisonedException());
+        Outcome.MeasureLeak("raise", () => call.Call<PyObject, string>(fresh), warmup: 20000, count: 100000);
     }
 
     [Attack("exception.dotnet_getters_throw_async")]
