@@ -31,8 +31,9 @@ public class ExceptionAttackTests
         var r = Attacks.Run("exception.dotnet_getters_throw_sync").AssertSurvived()
             .Expect("python_sees", "DotNetError|AsyncioRaw.Hostile.ExceptionAttacks+PoisonedException")
             .Expect("back", "same");
+        // A leaked handle keeps each (new) exception alive: ~290 B/op on the managed heap before the fix.
+        // RSS settles too slowly at this count to tell a leak from warm-up; the heap does not.
         Assert.That(r.Number("raise.heap_per_op"), Is.LessThan(20));
-        Assert.That(r.Number("raise.rss_per_op"), Is.LessThan(100));
         Assert.That(r.Number("raise.objects_per_op"), Is.LessThan(0.01));
     }
 
