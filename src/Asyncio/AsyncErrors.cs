@@ -7,9 +7,11 @@ internal static class AsyncErrors
     /// Requires the GIL.</summary>
     internal static Exception Fetch() => ForAwait(PythonException.Fetch());
 
-    internal static Exception ForAwait(Exception e) =>
+    /// <summary><paramref name="token"/>: that of the Task the exception will end, if any (see
+    /// <see cref="PythonCancelledException"/>).</summary>
+    internal static Exception ForAwait(Exception e, CancellationToken token = default) =>
         e is PythonException pe && IsCancelledError(pe)
-            ? new PythonCancelledException($"The Python awaitable was cancelled ({pe.Message}).", pe)
+            ? new PythonCancelledException($"The Python awaitable was cancelled ({pe.Message}).", pe, token)
             : e;
 
     private static bool IsCancelledError(PythonException e)

@@ -210,8 +210,15 @@ public static unsafe class ExceptionBridge
 /// OperationCanceledException (so .NET cancellation handling applies) whose InnerException is the
 /// Python CancelledError. Raised back into Python, it is that CancelledError again.
 /// </summary>
-internal sealed class PythonCancelledException(string message, PythonException cancelledError)
-    : OperationCanceledException(message, cancelledError)
+internal sealed class PythonCancelledException : OperationCanceledException
 {
-    public PythonException CancelledError { get; } = cancelledError;
+    internal PythonCancelledException(string message, PythonException cancelledError)
+        : base(message, cancelledError) => CancelledError = cancelledError;
+
+    /// <summary>With the token of the Task it ends: thrown from that Task's body once the token is
+    /// cancelled, the Task is Canceled (not Faulted) and awaiting it rethrows this very exception.</summary>
+    internal PythonCancelledException(string message, PythonException cancelledError, CancellationToken token)
+        : base(message, cancelledError, token) => CancelledError = cancelledError;
+
+    public PythonException CancelledError { get; }
 }

@@ -53,5 +53,6 @@ public class ExceptionAttackTests
             .Expect("token_cancelled", "True");
     // "python_cancelled_inside" (a .NET function awaiting a Python task that was cancelled) should
     // be CancelledError too; it is DotNetCancelledError until PyAwaitable keeps the CancelledError
-    // in the canceled Task (see PythonCancelledException), which is outside this fixture's files.
+    // in the canceled Task (AsyncErrors.ForAwait with the Task's token), which is outside this
+    // fixture's files. With that change, add: .Expect("python_cancelled_inside", "CancelledError").
 }
