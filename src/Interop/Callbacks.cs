@@ -120,11 +120,14 @@ internal static unsafe class Callbacks
 
     private static PyMethodDef* NewDef(string name, int flags, delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, string? doc)
     {
+        // Refused before anything is allocated: a name or doc with an embedded NUL.
+        Utf8Z.ThrowIfNul(name, nameof(name));
+        if (doc != null) Utf8Z.ThrowIfNul(doc, nameof(doc));
         var d = (PyMethodDef*)NativeMemory.AllocZeroed((nuint)sizeof(PyMethodDef));
         d->ml_name = NativeTypes.NativeString(name);
         d->ml_meth = meth;
         d->ml_flags = flags;
-        d->ml_doc = doc is null ? null : NativeTypes.NativeString(doc);
+        d->ml_doc = doc is null ? null : NativeTypes.NativeString(doc, nameof(doc));
         return d;
     }
 

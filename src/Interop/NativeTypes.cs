@@ -89,9 +89,11 @@ internal static unsafe class NativeTypes
         return type != null ? (PyTypeObject*)type : throw PythonException.Fetch();
     }
 
-    internal static byte* NativeString(string s)
+    /// <summary>A NUL-terminated UTF-8 copy in native memory (NativeMemory.Free releases it).
+    /// Refuses an embedded NUL, naming <paramref name="paramName"/>.</summary>
+    internal static byte* NativeString(string s, string paramName = "name")
     {
-        var bytes = PythonLibrary.Utf8Z(s);
+        var bytes = Utf8Z.Encode(s, paramName);
         var p = (byte*)NativeMemory.Alloc((nuint)bytes.Length);
         bytes.CopyTo(new Span<byte>(p, bytes.Length));
         return p;

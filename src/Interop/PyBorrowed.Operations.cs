@@ -203,7 +203,7 @@ internal static unsafe class PyValues
     /// <summary>An interned str (new reference). Requires the GIL.</summary>
     internal static PyObject Intern(string name)
     {
-        fixed (byte* p = PythonLibrary.Utf8Z(name))
+        fixed (byte* p = Utf8Z.Encode(name, nameof(name)))
             return PyObject.StealOrThrow(CPython.PyUnicode_InternFromString(p));
     }
 }
