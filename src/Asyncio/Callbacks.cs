@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using AsyncioRaw.Interop;
 
@@ -34,6 +35,46 @@ internal static unsafe class Callbacks
     private static PyMethodDef* s_oneArg;
     private static PyMethodDef* s_fastCall;
 
+    // A forked child refuses callbacks (see Gil.EnterCallback) but still enters a trampoline to do
+    // so: compiling or first-binding one there writes the CLR's code memory, which is shared with
+    // the parent (W^X double mapping) and corrupted it. So each trampoline runs once here, before
+    // Python can hold a callback; AggressiveOptimization keeps them untiered afterwards.
+    private static bool s_warmedUp;
+
+    private sealed class NoOp : NoArgsCallback
+    {
+        internal override void Invoke() { }
+    }
+
+    private sealed class NoOpOneArg : OneArgCallback
+    {
+        internal override void Invoke(Interop.PyObject* arg) { }
+    }
+
+    private sealed class NoOpFastCall : FastCallTarget
+    {
+        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames) => NewNone();
+    }
+
+    /// <summary>Requires the GIL.</summary>
+    private static void WarmUp()
+    {
+        s_warmedUp = true;
+        var args = stackalloc Interop.PyObject*[2];
+        args[1] = CPython.Py_None;
+        CallOnce(NoArgs(new NoOp()), args + 1, 0);
+        CallOnce(OneArg(new NoOpOneArg()), args + 1, 1);
+        CallOnce(FastCall(new NoOpFastCall()), args + 1, 1);
+
+        static void CallOnce(Interop.PyObject* function, Interop.PyObject** args, nint nargs)
+        {
+            var r = PyObject.VectorcallRaw(function, args, nargs);
+            CPython.Py_DecRef(function);
+            if (r == null) throw PythonException.Fetch();
+            CPython.Py_DecRef(r);
+        }
+    }
+
     /// <summary>New reference to a builtin function that calls <paramref name="target"/>. Requires the GIL.</summary>
     internal static Interop.PyObject* NoArgs(NoArgsCallback target) => Create(ref s_noArgs, "dotnet_callback", CPython.METH_NOARGS,
         (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&NoArgsTrampoline, target);
@@ -62,6 +103,7 @@ internal static unsafe class Callbacks
         delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, object target, string? doc = null)
     {
         NativeTypes.EnsureReady();
+        if (!s_warmedUp) WarmUp();
         if (def == null)
         {
             // Method defs must outlive every function made from them: allocated once, never freed.
@@ -81,7 +123,8 @@ internal static unsafe class Callbacks
     /// <summary>
     /// What every entry from Python does around the .NET code: record that this thread holds the
     /// GIL, and stop the Python context from following ExecutionContext switches in nested code
-    /// (see TaskLocals); restore both on the way out.
+    /// (see TaskLocals); restore both on the way out. <see cref="Refused"/>: the .NET code must not
+    /// run (a forked child, or Python finalizing); the Python error is set, return NULL.
     /// </summary>
     private readonly ref struct CallbackScope
     {
@@ -91,12 +134,16 @@ internal static unsafe class Callbacks
         public CallbackScope()
         {
             _depth = Gil.EnterCallback();
+            if (_depth == Gil.CallbackRefused) return;
             _followed = TaskLocals.t_followExecutionContext;
             TaskLocals.t_followExecutionContext = false;
         }
 
+        public bool Refused => _depth == Gil.CallbackRefused;
+
         public void Dispose()
         {
+            if (_depth == Gil.CallbackRefused) return;
             TaskLocals.t_followExecutionContext = _followed;
             Gil.ExitCallback(_depth);
         }
@@ -111,10 +158,11 @@ internal static unsafe class Callbacks
     // No managed exception may leave these: it would end the process. Each one becomes the
     // pending Python exception and the call returns NULL, as C functions do.
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Interop.PyObject* NoArgsTrampoline(Interop.PyObject* self, Interop.PyObject* unused)
     {
         using var scope = new CallbackScope();
+        if (scope.Refused) return null;
         try
         {
             ((NoArgsCallback)NativeTypes.Unbox(self)!).Invoke();
@@ -127,10 +175,11 @@ internal static unsafe class Callbacks
         }
     }
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Interop.PyObject* OneArgTrampoline(Interop.PyObject* self, Interop.PyObject* arg)
     {
         using var scope = new CallbackScope();
+        if (scope.Refused) return null;
         try
         {
             ((OneArgCallback)NativeTypes.Unbox(self)!).Invoke(arg);
@@ -143,10 +192,11 @@ internal static unsafe class Callbacks
         }
     }
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Interop.PyObject* FastCallTrampoline(Interop.PyObject* self, Interop.PyObject** args, nint nargsf, Interop.PyObject* kwnames)
     {
         using var scope = new CallbackScope();
+        if (scope.Refused) return null;
         try
         {
             nint nargs = (nint)((ulong)nargsf & ~CPython.PY_VECTORCALL_ARGUMENTS_OFFSET);

@@ -16,6 +16,14 @@ internal static class GilAttacks
         _api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
         _api.PyThreadState_Next.restype = ctypes.c_void_p
         _api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+        _api.PyGILState_Ensure.restype = ctypes.c_int
+        _api.PyGILState_Release.argtypes = [ctypes.c_int]
+        def gilstate_ok():
+            # Deadlocks if this thread lost its gilstate binding (3.12+ deleting another thread's
+            # bound state clears the deleting thread's slot).
+            s = _api.PyGILState_Ensure()
+            _api.PyGILState_Release(s)
+            return _api.PyGILState_Check()
         def count():
             n = 0
             t = _api.PyInterpreterState_ThreadHead(_api.PyInterpreterState_Main())
@@ -28,8 +36,8 @@ internal static class GilAttacks
     private static int TrackedThreads()
     {
         var field = typeof(Gil).GetField("s_threads", BindingFlags.NonPublic | BindingFlags.Static)!;
-        var set = (System.Collections.ICollection)field.GetValue(null)!;
-        lock (set) return set.Count;
+        var set = field.GetValue(null)!;
+        lock (set) return (int)set.GetType().GetProperty("Count")!.GetValue(set)!;
     }
 
     private static void Collect()
@@ -51,36 +59,59 @@ internal static class GilAttacks
         using var probe = Outcome.Define("def probe(x):\n    return x + 1\n", "probe");
         const int Threads = 12_500, Batch = 50;
 
-        Collect();
+        long wrong = 0;
+        void Churn(bool python)
+        {
+            for (int done = 0; done < Threads; done += Batch)
+            {
+                var batch = new Thread[Batch];
+                for (int i = 0; i < Batch; i++)
+                {
+                    int n = done + i;
+                    batch[i] = python
+                        ? new Thread(() => { if (probe.Call<long, long>(n) != n + 1) Interlocked.Increment(ref wrong); })
+                        : new Thread(() => { if (n < 0) wrong++; });
+                    batch[i].Start();
+                }
+                foreach (var t in batch) t.Join();
+                // Retired threads are noticed by the GC: give it a chance, as a running host would.
+                if (done % 2_500 == 0) Collect();
+            }
+            Collect();
+        }
+        long Rss()
+        {
+            using var self = Process.GetCurrentProcess();
+            return self.WorkingSet64;
+        }
+
+        // What the same churn costs a .NET process without Python, to subtract.
+        long rss0 = Rss();
+        Churn(python: false);
+        long rssBaseline = Rss() - rss0;
+
         long statesBefore = count.Call<long>();
         int trackedBefore = TrackedThreads();
-        long rssBefore = Process.GetCurrentProcess().WorkingSet64;
-        long wrong = 0;
-        for (int done = 0; done < Threads; done += Batch)
-        {
-            var batch = new Thread[Batch];
-            for (int i = 0; i < Batch; i++)
-            {
-                int n = done + i;
-                batch[i] = new Thread(() => { if (probe.Call<long, long>(n) != n + 1) Interlocked.Increment(ref wrong); });
-                batch[i].Start();
-            }
-            foreach (var t in batch) t.Join();
-            // Retired threads are noticed by the GC: give it a chance, as a running host would.
-            if (done % 2_500 == 0) Collect();
-        }
-        Collect();
+        long rssBefore = Rss();
+        Churn(python: true);
         using (Gil.Acquire()) { } // the next outermost acquisition frees what the dead threads left
         long statesAfter = count.Call<long>();
         int trackedAfter = TrackedThreads();
-        var self = Process.GetCurrentProcess();
-        self.Refresh();
+        using (var globals = count.GetAttr("__globals__"))
+        using (var gilstateOk = globals["gilstate_ok"])
+            Outcome.Report("gilstate_check", Outcome.Within(Task.Run(() => gilstateOk.Call<long>()), 10_000, "PyGILState_Ensure after reaping"));
+        // The reaping thread itself, too (it took the GIL last, above).
+        using (var globals = count.GetAttr("__globals__"))
+        using (var gilstateOk = globals["gilstate_ok"])
+            Outcome.Report("gilstate_check_here", gilstateOk.Call<long>());
+        long rssGrowth = Rss() - rssBefore;
         Outcome.Report("wrong", wrong);
         Outcome.Report("states_before", statesBefore);
         Outcome.Report("states_after", statesAfter);
         Outcome.Report("states_growth", statesAfter - statesBefore);
         Outcome.Report("tracked_growth", trackedAfter - trackedBefore);
-        Outcome.Report("rss_per_thread", ((self.WorkingSet64 - rssBefore) / (double)Threads).ToString("F1"));
+        Outcome.Report("rss_per_thread_plain", (rssBaseline / (double)Threads).ToString("F1"));
+        Outcome.Report("rss_per_thread", (rssGrowth / (double)Threads).ToString("F1"));
     }
 
     /// <summary>Thread-pool threads (which the pool retires and recreates) calling Python keep

@@ -7,11 +7,13 @@ public class GilAttackTests
     [Test]
     public void Thread_states_of_exited_threads_are_freed()
     {
-        var r = Attacks.Run("gil.thread_churn", timeoutSeconds: 120).AssertSurvived().Expect("wrong", "0");
+        var r = Attacks.Run("gil.thread_churn", timeoutSeconds: 120).AssertSurvived().Expect("wrong", "0")
+            .Expect("gilstate_check", "1").Expect("gilstate_check_here", "1");
         // Each of 12,500 short-lived threads used to leave its thread state and its entry behind.
         Assert.That(r.Number("states_growth"), Is.LessThan(60), r.ToString());
         Assert.That(r.Number("tracked_growth"), Is.LessThan(60), r.ToString());
-        Assert.That(r.Number("rss_per_thread"), Is.LessThan(1500), r.ToString());
+        // RSS per thread beyond what the same churn costs .NET alone (it was ~6 KB).
+        Assert.That(r.Number("rss_per_thread") - r.Number("rss_per_thread_plain"), Is.LessThan(1500), r.ToString());
     }
 
     [Test]
