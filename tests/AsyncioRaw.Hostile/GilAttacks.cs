@@ -112,6 +112,8 @@ internal static class GilAttacks
         Outcome.Report("tracked_growth", trackedAfter - trackedBefore);
         Outcome.Report("rss_per_thread_plain", (rssBaseline / (double)Threads).ToString("F1"));
         Outcome.Report("rss_per_thread", (rssGrowth / (double)Threads).ToString("F1"));
+        // Finalization after reaping (3.12+ leaves one helper state for Py_FinalizeEx to free).
+        Outcome.Try("shutdown", () => PythonRuntime.Shutdown());
     }
 
     /// <summary>Thread-pool threads (which the pool retires and recreates) calling Python keep
@@ -141,6 +143,45 @@ internal static class GilAttacks
         using (Gil.Acquire()) Outcome.Report("held_check", Gil.IsHeld);
         Outcome.Report("wrong", wrong);
         Outcome.Report("states_after", count.Call<long>());
+    }
+
+    /// <summary>Python threads call a .NET function that releases the GIL and takes it again
+    /// through Gil.Acquire: their thread states belong to Python (deleted when the thread ends) and
+    /// must never be kept or freed by us.</summary>
+    [Attack("gil.python_threads_reenter")]
+    private static void PythonThreadsReenter()
+    {
+        PythonRuntime.Initialize(installSignalHandlers: false);
+        using var count = Outcome.Define(ThreadStateCounter, "count");
+        using var add = Outcome.Define("def add(x):\n    return x + 1\n", "add");
+        using var fn = AsyncioRaw.Asyncio.PyFunction.Create<long, long>("reenter", x =>
+        {
+            using (Gil.AllowThreads())
+            using (Gil.Acquire())
+                return add.Call<long, long>(x);
+        });
+        using (var run = Outcome.Define("""
+            import threading
+            def run(fn, n):
+                results = []
+                def body(i):
+                    results.append(fn(i) == i + 1)
+                for batch in range(n // 20):
+                    ts = [threading.Thread(target=body, args=(batch * 20 + k,)) for k in range(20)]
+                    for t in ts: t.start()
+                    for t in ts: t.join()
+                return sum(results)
+            """, "run"))
+        {
+            long before = count.Call<long>();
+            Outcome.Report("correct", Outcome.Within(Task.Run(() => run.Call<PyObject, long, long>(fn, 400)), 30_000, "python threads"));
+            Collect();
+            using (Gil.Acquire()) { }
+            Collect();
+            using (Gil.Acquire()) { }
+            Outcome.Report("states_growth", count.Call<long>() - before);
+        }
+        Outcome.Try("shutdown", () => PythonRuntime.Shutdown());
     }
 
     /// <summary>One thread runs a generator (whose body releases the GIL) while another disposes

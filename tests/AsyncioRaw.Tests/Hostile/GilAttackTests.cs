@@ -8,7 +8,7 @@ public class GilAttackTests
     public void Thread_states_of_exited_threads_are_freed()
     {
         var r = Attacks.Run("gil.thread_churn", timeoutSeconds: 120).AssertSurvived().Expect("wrong", "0")
-            .Expect("gilstate_check", "1").Expect("gilstate_check_here", "1");
+            .Expect("gilstate_check", "1").Expect("gilstate_check_here", "1").Expect("shutdown", "ok");
         // Each of 12,500 short-lived threads used to leave its thread state and its entry behind.
         Assert.That(r.Number("states_growth"), Is.LessThan(60), r.ToString());
         Assert.That(r.Number("tracked_growth"), Is.LessThan(60), r.ToString());
@@ -19,6 +19,13 @@ public class GilAttackTests
     [Test]
     public void Python_keeps_working_while_dead_threads_states_are_freed() =>
         Attacks.Run("gil.thread_churn_mixed").AssertSurvived().Expect("wrong", "0").Expect("held_check", "True");
+
+    [Test]
+    public void Python_threads_reentering_through_AllowThreads_keep_their_own_thread_states()
+    {
+        var r = Attacks.Run("gil.python_threads_reenter").AssertSurvived().Expect("correct", "400").Expect("shutdown", "ok");
+        Assert.That(r.Number("states_growth"), Is.LessThan(5), r.ToString());
+    }
 
     [Test]
     public void Disposing_a_generator_while_another_thread_runs_it_waits_for_that_call()
