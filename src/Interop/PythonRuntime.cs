@@ -66,11 +66,12 @@ public static unsafe class PythonRuntime
     internal static bool IsDebugBuild { get; private set; }
 
     // A forked child has only the forking thread: the CLR's GC, finalizer and signal-handling
-    // threads are gone, so .NET code cannot run there safely, and the CLR's signal handlers,
-    // inherited by the child, forward a signal the child receives (SIGTERM from Pool.terminate)
-    // through a pipe shared with the parent, whose signal thread then acts on it: the parent
-    // died instead of the child. The child hook, pure Python, flags the child (our callbacks
-    // then raise RuntimeError there) and gives the signals the CLR handles their default action.
+    // threads are gone, so .NET code cannot run there safely. And the CLR's signal handlers,
+    // inherited by the child, re-send a signal the child receives (SIGTERM from Pool.terminate)
+    // to the process id the CLR cached at start-up, which is the parent's (seen with strace:
+    // the child calls kill(parent, SIGTERM)): the parent died instead of the child. The child
+    // hook, pure Python, flags the child (our callbacks then raise RuntimeError there) and gives
+    // the signals the CLR handles their default action.
     private const string ForkHookSource = """
         def install(flag):
             import os, signal, sys
