@@ -60,7 +60,7 @@ public static unsafe class Gil
     // Thread states of exited threads, deleted under the GIL by ReapDeadThreadStates.
     private static readonly ConcurrentQueue<nint> s_deadStates = new();
     // A helper state left bound by the previous reap on 3.12+ (see ReapDeadThreadStates).
-    private static PyThreadState* s_staleHelper;
+    private static nint s_staleHelper;
     // The state Py_Initialize made for the initializing thread: Py_FinalizeEx needs it, never reaped.
     private static PyThreadState* s_initialState;
 
@@ -346,7 +346,7 @@ public static unsafe class Gil
             gil.Hold = HoldKind.Own;
             gil.ThreadState = null; // freed by Py_FinalizeEx
             gil.Active = 0;
-            s_staleHelper = null;
+            s_staleHelper = 0;
             s_initialState = null;
             s_deadStates.Clear();
         }
@@ -388,11 +388,9 @@ public static unsafe class Gil
 
         var dead = new List<nint>();
         while (s_deadStates.TryDequeue(out var state)) dead.Add(state);
-        if (s_staleHelper != null)
-        {
-            dead.Add((nint)s_staleHelper);
-            s_staleHelper = null;
-        }
+        // Clearing may run __del__, which may let another thread take the GIL and reap too: each
+        // works on what it dequeued, and the stale helper changes hands atomically.
+        if (Interlocked.Exchange(ref s_staleHelper, 0) is var stale and not 0) dead.Add(stale);
         // Clearing releases what the states reference and may run __del__: do it while this
         // thread's own binding is intact.
         foreach (var state in dead) CPython.PyThreadState_Clear((PyThreadState*)state);
@@ -415,7 +413,9 @@ public static unsafe class Gil
         CPython.PyThreadState_Swap(current);
         if (slotCleared)
         {
-            s_staleHelper = helper;
+            // Reaped with the next batch; one left over by a concurrent reap joins that batch too.
+            if (Interlocked.Exchange(ref s_staleHelper, (nint)helper) is var previous and not 0)
+                s_deadStates.Enqueue(previous);
         }
         else
         {
