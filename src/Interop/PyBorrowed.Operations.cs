@@ -81,6 +81,14 @@ public readonly unsafe ref partial struct PyBorrowed
     /// <summary>self(), throwing the Python error.</summary>
     internal NewReference Call() => NewReference.OrThrow(CPython.PyObject_CallNoArgs(Pointer));
 
+    /// <summary>self(a), throwing the Python error.</summary>
+    internal NewReference CallOne(PyBorrowed a)
+    {
+        var args = stackalloc Interop.PyObject*[2];
+        args[1] = a.Pointer;
+        return NewReference.OrThrow(PyObject.VectorcallRaw(Pointer, args + 1, 1));
+    }
+
     /// <summary>self(a, b, c), throwing the Python error.</summary>
     internal NewReference Call(PyBorrowed a, PyBorrowed b, PyBorrowed c)
     {
