@@ -1,8 +1,6 @@
-using AsyncioRaw.Interop;
-
 namespace AsyncioRaw.Asyncio;
 
-internal static unsafe class AsyncErrors
+internal static class AsyncErrors
 {
     /// <summary>The pending Python error as the exception an awaiting .NET caller should see:
     /// CancelledError becomes OperationCanceledException (with the Python exception inside).
@@ -16,9 +14,9 @@ internal static unsafe class AsyncErrors
 
     private static bool IsCancelledError(PythonException e)
     {
-        var r = CPython.PyObject_IsInstance(e.Value.Handle, PyNames.CancelledError.Handle);
-        if (r < 0) CPython.PyErr_Clear();
-        return r == 1;
+        using var gil = Gil.Acquire();
+        try { return PyBorrowed.Of(e.Value).IsInstanceOf(PyNames.CancelledError); }
+        catch (Exception) { return false; } // isinstance() raising means it is not one we can tell
     }
 
     /// <summary>The .NET exception a faulted or canceled task ended with.</summary>

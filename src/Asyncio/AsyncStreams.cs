@@ -73,7 +73,7 @@ public static class PyAsyncStreams
         return type.Call(next, close);
     }
 
-    private static readonly Lazy<PyObject> IteratorType = new(() => Py.Run("""
+    private static readonly PythonLazy IteratorType = new(() => Py.Run("""
         class DotNetAsyncIterator:
             '''A .NET IAsyncEnumerable as a Python async iterator.'''
             __slots__ = ('_next', '_close', '__weakref__')

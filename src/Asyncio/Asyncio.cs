@@ -89,8 +89,9 @@ public static class Asyncio
         finally
         {
             sigint?.Remove();
+            loop.BeginClosing("closing (its Asyncio.Run is ending)");
             if (shutDown) ShutDown(loopObj);
-            loop.Close();
+            loop.Close("closed (its Asyncio.Run ended)");
             if (shutDown) using (loopObj.CallMethod("close")) { }
             SynchronizationContext.SetSynchronizationContext(previousContext);
         }
@@ -101,14 +102,14 @@ public static class Asyncio
     private static Task<T> StartOnLoop<T>(EventLoop loop, TaskLocals locals, Func<CancellationToken, Task<T>> main, CancellationToken token)
     {
         var started = new TaskCompletionSource<Task<T>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        loop.Post(_ =>
+        loop.PostLoopWork(_ =>
         {
             using (TaskLocals.Enter(locals))
             {
                 try { started.SetResult(main(token)); }
                 catch (Exception e) { started.SetResult(Task.FromException<T>(e)); }
             }
-        });
+        }, (_, e) => started.TrySetException(e), null);
         return started.Task.Unwrap();
     }
 
@@ -118,8 +119,8 @@ public static class Asyncio
     {
         try
         {
-            using var shutdown = ShutdownHelper.Value["shutdown"];
-            using (shutdown.Call(loopObj)) { }
+            PyNames.EnsureReady();
+            using (PyNames.ShutDownLoop.Call(loopObj)) { }
         }
         catch (PythonException e)
         {
@@ -127,28 +128,10 @@ public static class Asyncio
         }
     }
 
-    private static readonly Lazy<PyObject> ShutdownHelper = new(() => Py.Run("""
-        import asyncio
-
-        def shutdown(loop):
-            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for t in tasks:
-                t.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-                for t in tasks:
-                    if not t.cancelled() and t.exception() is not None:
-                        loop.call_exception_handler({
-                            'message': 'unhandled exception during shutdown',
-                            'exception': t.exception(), 'task': t})
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        """));
-
-    private sealed unsafe class TaskLocalsOwner : IDisposable
+    private sealed class TaskLocalsOwner : IDisposable
     {
         internal TaskLocalsOwner(EventLoop loop) =>
-            Locals = new TaskLocals(loop, PyObject.StealOrThrow(CPython.PyContext_CopyCurrent()));
+            Locals = new TaskLocals(loop, PyContextApi.CopyCurrent().MoveToObject());
 
         internal TaskLocals Locals { get; }
 
@@ -163,6 +146,11 @@ internal sealed class SigintHandler : NoArgsCallback
     private readonly PyObject _loop;
     private readonly CancellationTokenSource _cts;
     private readonly EventLoop _eventLoop;
+    // What SIGINT did before: the OS-level disposition (often the .NET runtime's own handler, behind
+    // Console.CancelKeyPress) and Python's idea of it. Both are put back when the loop is done, or
+    // Ctrl-C would stay with Python's KeyboardInterrupt for the rest of the process.
+    private SavedSignalAction? _previousAction;
+    private PyObject? _previousPythonHandler;
 
     private SigintHandler(EventLoop eventLoop, PyObject loop, CancellationTokenSource cts)
     {
@@ -176,25 +164,42 @@ internal sealed class SigintHandler : NoArgsCallback
 
     /// <summary>Installs through loop.add_signal_handler, which also wakes the loop through its
     /// self-pipe, whichever thread the signal lands on. Only the main thread may do this.</summary>
-    internal static unsafe SigintHandler? TryInstall(EventLoop eventLoop, PyObject loop, CancellationTokenSource cts)
+    internal static SigintHandler? TryInstall(EventLoop eventLoop, PyObject loop, CancellationTokenSource cts)
     {
         using var threading = Py.Import("threading");
         using var current = threading.CallMethod("current_thread");
         using var mainThread = threading.CallMethod("main_thread");
         if (current.DangerousGetHandle() != mainThread.DangerousGetHandle()) return null;
         var handler = new SigintHandler(eventLoop, loop, cts);
+        using var signal = Py.Import("signal");
+        using var sigint = signal.GetAttr("SIGINT");
+        handler._previousAction = SavedSignalAction.Save(LibC.SIGINT);
+        handler._previousPythonHandler = signal.CallMethod("getsignal", sigint);
         try
         {
-            using var signal = Py.Import("signal");
-            using var sigint = signal.GetAttr("SIGINT");
-            using var callback = PyObject.Steal(Callbacks.NoArgs(handler));
+            using var callback = Callbacks.NoArgs(handler).MoveToObject();
             using (loop.CallMethod("add_signal_handler", sigint, callback)) { }
             return handler;
         }
         catch (PythonException e) when (e.PythonTypeName is "NotImplementedError" or "RuntimeError" or "ValueError")
         {
+            handler.RestorePrevious(signal, sigint);
             return null; // a loop without signal support: Python's own handler raises KeyboardInterrupt
         }
+    }
+
+    private void RestorePrevious(PyObject signal, PyObject sigint)
+    {
+        // None: the handler was not installed from Python (e.g. the .NET runtime's); only the
+        // OS-level restore below can put it back.
+        if (_previousPythonHandler is { IsNone: false } pythonHandler)
+        {
+            try { using (signal.CallMethod("signal", sigint, pythonHandler)) { } }
+            catch (PythonException) { /* not restorable from Python: the OS-level restore still runs */ }
+        }
+        _previousPythonHandler?.Dispose();
+        _previousPythonHandler = null;
+        _previousAction?.Restore();
     }
 
     internal override void Invoke()
@@ -212,18 +217,12 @@ internal sealed class SigintHandler : NoArgsCallback
 
     internal void Remove()
     {
-        try
-        {
-            using var signal = Py.Import("signal");
-            using var sigint = signal.GetAttr("SIGINT");
-            using (_loop.CallMethod("remove_signal_handler", sigint)) { }
-        }
+        using var signal = Py.Import("signal");
+        using var sigint = signal.GetAttr("SIGINT");
+        try { using (_loop.CallMethod("remove_signal_handler", sigint)) { } }
         catch (PythonException) { }
+        RestorePrevious(signal, sigint);
     }
 
-    internal static unsafe PythonException KeyboardInterrupt()
-    {
-        CPython.PyErr_SetObject(CPython.PyExc_KeyboardInterrupt, null);
-        return (PythonException)PythonException.Fetch();
-    }
+    internal static PythonException KeyboardInterrupt() => PyErrorState.KeyboardInterrupt();
 }

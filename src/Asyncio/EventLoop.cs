@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
-using AsyncioRaw.Interop;
 
 namespace AsyncioRaw.Asyncio;
 
@@ -10,7 +9,16 @@ namespace AsyncioRaw.Asyncio;
 /// last drain wakes the loop once (an eventfd the loop watches with add_reader, or call_soon when
 /// already on the loop thread), and one drain runs the whole batch.
 /// </summary>
-public sealed unsafe class EventLoop
+/// <remarks>
+/// Affinity and lifecycle live here, in one place. Work posted to the loop is of two kinds: loop
+/// work, which touches Python objects and must run on the loop thread with the GIL, and .NET
+/// continuations, which only need to run somewhere. Once the loop is closed (by us, or, for a loop
+/// someone else runs, when it is collected), loop work is abandoned — its .NET side fails with
+/// <see cref="LoopClosedException"/> — and never runs elsewhere; continuations resume on the
+/// thread pool. Every entry point that touches the loop object checks the state first, under the
+/// GIL, so a wrapper that outlives its loop throws instead of reading a freed pointer.
+/// </remarks>
+public sealed class EventLoop
 {
     private static readonly ConcurrentDictionary<nint, EventLoop> s_loops = new();
     [ThreadStatic] private static EventLoop? t_lastAdopted;
@@ -20,34 +28,73 @@ public sealed unsafe class EventLoop
     private readonly PyObject _drain;
     private int _wakePending;
     private int _eventFd = -1;
-    private volatile bool _closed;
+    private int _closed;    // 0 open, 1 closed; Interlocked (see Post and CloseCore)
+    private string _closedReason = "closed";
+    // Set when the loop starts shutting down (asyncio's shutdown steps still run it): from then on
+    // other threads can no longer start work on it, which would only keep the shutdown busy.
+    private volatile string? _closingReason;
 
-    private readonly record struct WorkItem(Action<object?> Callback, object? State);
+    // Abandon is null for .NET continuations (they resume on the thread pool once the loop is
+    // gone) and set for loop work, which is failed instead: it must never run without the loop.
+    private readonly record struct WorkItem(Action<object?> Callback, object? State, Action<object?, Exception>? Abandon);
 
     // Loops we run are held strongly; loops we adopted (someone else runs them) weakly, so that
     // our wrapper never keeps them alive. The raw pointer is valid while the loop runs.
     private readonly PyObject? _owned;
     private readonly nint _loopHandle;
     private PyObject? _loopWeakref;
+    private PyObject? _selectorWeakref;
 
     /// <summary>A new reference to the Python loop object (dispose it).</summary>
+    /// <exception cref="LoopClosedException">The loop was closed (or collected).</exception>
     public PyObject Loop
     {
         get
         {
             using var gil = Gil.Acquire();
-            return PyObject.FromBorrowedHandle(_loopHandle);
+            return OpenLoopObject.ToOwned();
         }
     }
 
-    /// <summary>The loop object (borrowed). Requires the GIL.</summary>
-    internal Interop.PyObject* LoopHandle => (Interop.PyObject*)_loopHandle;
+    /// <summary>The loop object (borrowed). Only for code that runs on the loop thread inside the
+    /// loop (a drain, a callback, a step of one of its tasks), where the loop is alive by
+    /// construction; everything else uses <see cref="OpenLoopObject"/>. Requires the GIL.</summary>
+    internal PyBorrowed LoopObject => PyBorrowed.DangerousFromHandle(_loopHandle);
+
+    /// <summary>The loop object (borrowed) after checking, under the GIL, that it is still open:
+    /// the weakref callback that closes an adopted loop runs with the GIL too, so the object cannot
+    /// be freed between this check and the caller's use (as long as it runs no Python code first).</summary>
+    internal PyBorrowed OpenLoopObject
+    {
+        get
+        {
+            ThrowIfClosed();
+            return PyBorrowed.DangerousFromHandle(_loopHandle);
+        }
+    }
+
+    /// <summary>Throws <see cref="LoopClosedException"/> when the loop is closed, or shutting down and
+    /// this is not its thread (code the shutdown itself runs, on the loop thread, may go on).</summary>
+    internal void ThrowIfClosed()
+    {
+        if (Volatile.Read(ref _closed) != 0 || (_closingReason != null && !IsOnLoopThread)) throw Closed();
+    }
+
+    /// <summary>True when work from another thread must no longer start (closing or closed).</summary>
+    internal bool RefusesNewWork => _closingReason != null || Volatile.Read(ref _closed) != 0;
+
+    internal LoopClosedException Closed() => new(
+        $"The Python event loop on managed thread {ThreadId} is {(IsClosed ? _closedReason : _closingReason)}: work that needs it can no longer run.");
+
+    /// <summary>The loop is about to shut down: refuse new work from other threads from now on.</summary>
+    internal void BeginClosing(string reason) => _closingReason ??= reason;
 
     /// <summary>The managed thread the loop runs on.</summary>
     public int ThreadId { get; }
 
-    /// <summary>True once the loop was closed through us; later work is dropped quietly.</summary>
-    public bool IsClosed => _closed;
+    /// <summary>True once the loop is closed (or, for a loop someone else runs, collected): work
+    /// that needs it fails with <see cref="LoopClosedException"/>.</summary>
+    public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
     internal LoopSynchronizationContext SyncContext { get; }
 
@@ -58,7 +105,7 @@ public sealed unsafe class EventLoop
     private PyObject? _reporter;
 
     /// <summary>The loop's report function (borrowed). Loop thread, GIL.</summary>
-    internal Interop.PyObject* Reporter => (_reporter ??= PyObject.StealOrThrow(Callbacks.FastCall(new ReportDispatch(this)))).Handle;
+    internal PyObject Reporter => _reporter ??= Callbacks.FastCall(new ReportDispatch(this)).MoveToObject();
 
     internal long AddReportTarget(IReportTarget target)
     {
@@ -67,17 +114,29 @@ public sealed unsafe class EventLoop
         return key;
     }
 
+    /// <summary>report(key, ok, value). Python code can reach it (a coroutine frame's locals), so it
+    /// checks everything it is given before anything trusts it.</summary>
     private sealed class ReportDispatch(EventLoop loop) : FastCallTarget
     {
-        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
+        internal override NewReference Invoke(PyArgs args)
         {
-            long key = PyConvert.AsLong(args[0]);
-            if (loop._reportTargets.Remove(key, out var target))
-                target.OnReport(args[1] == CPython.Py_True, args[2]);
-            CPython.Py_IncRef(CPython.Py_None);
-            return CPython.Py_None;
+            args.ExpectPositional(3, "report(key, ok, value)");
+            if (!loop.IsOnLoopThread)
+                throw new InvalidOperationException("report() must be called on its event loop's thread");
+            if (!args[0].IsInt)
+                throw new InvalidCastException("report(): key must be an int");
+            if (!args[1].Is(PyBorrowed.True) && !args[1].Is(PyBorrowed.False))
+                throw new InvalidCastException("report(): ok must be a bool");
+            bool ok = args[1].Is(PyBorrowed.True);
+            if (!ok && !args[2].IsExceptionInstance)
+                throw new InvalidCastException("report(): a failure must carry an exception instance");
+            if (!args[0].TryAsInt64(out long key) || !loop._reportTargets.Remove(key, out var target))
+                throw new KeyNotFoundException("report(): no await is waiting for this key");
+            target.OnReport(ok, args[2]);
+            return NewReference.None();
         }
     }
+
     internal LoopTaskScheduler Scheduler { get; }
 
     private EventLoop(PyObject? owned, nint loopHandle, int threadId)
@@ -87,7 +146,7 @@ public sealed unsafe class EventLoop
         ThreadId = threadId;
         SyncContext = new LoopSynchronizationContext(this);
         Scheduler = new LoopTaskScheduler(this);
-        _drain = PyObject.StealOrThrow(Callbacks.NoArgs(new DrainCallback(this)));
+        _drain = Callbacks.NoArgs(new DrainCallback(this)).MoveToObject();
     }
 
     public bool IsOnLoopThread => Environment.CurrentManagedThreadId == ThreadId;
@@ -110,84 +169,149 @@ public sealed unsafe class EventLoop
     internal static EventLoop? Running()
     {
         PyNames.EnsureReady();
-        var loopObj = CPython.PyObject_CallNoArgs(PyNames.GetRunningLoop.Handle);
-        if (loopObj == null) throw PythonException.Fetch();
-        if (loopObj == CPython.Py_None)
-        {
-            CPython.Py_DecRef(loopObj);
-            return null;
-        }
+        using var loopObj = PyBorrowed.Of(PyNames.GetRunningLoop).Call();
+        var running = loopObj.Borrow();
+        if (running.IsNoneObject) return null;
+        nint key = running.DangerousGetHandle(); // identity only: never dereferenced through the key
         var last = t_lastAdopted;
-        if (last != null && last._loopHandle == (nint)loopObj && !last._closed)
+        if (last != null && last._loopHandle == key && !last.IsClosed) return last;
+        if (s_loops.TryGetValue(key, out var known) && !known.IsClosed) return t_lastAdopted = known;
+        // A loop someone else runs (plain asyncio.run in Python code): we cannot close it with
+        // it, so we watch for its end. A loop type without weakref support cannot be adopted
+        // safely: that throws here.
+        var adopted = new EventLoop(null, key, Environment.CurrentManagedThreadId);
+        try
         {
-            CPython.Py_DecRef(loopObj);
-            return last;
+            adopted.WatchEventFd();
+            adopted._loopWeakref = Watch(adopted, running, "gone (closed and collected)");
+            adopted._selectorWeakref = WatchSelector(adopted, running);
         }
-        if (s_loops.TryGetValue((nint)loopObj, out var known) && !known._closed)
+        catch
         {
-            CPython.Py_DecRef(loopObj);
-            return t_lastAdopted = known;
+            adopted.CloseCore(loopAlive: true, "not usable from .NET");
+            throw;
         }
-        // A loop someone else runs (plain asyncio.run in Python code). Forget it when it is collected.
-        var adopted = new EventLoop(null, (nint)loopObj, Environment.CurrentManagedThreadId);
-        adopted.WatchEventFd();
-        var onCollected = Callbacks.OneArg(new LoopCollected((nint)loopObj));
-        var weak = CPython.PyWeakref_NewRef(loopObj, onCollected);
-        CPython.Py_DecRef(onCollected);
-        CPython.Py_DecRef(loopObj);
-        if (weak == null) CPython.PyErr_Clear();
-        else adopted._loopWeakref = PyObject.Steal(weak);
-        s_loops[(nint)loopObj] = adopted;
+        s_loops[key] = adopted;
         return t_lastAdopted = adopted;
     }
 
-    private sealed class LoopCollected(nint key) : OneArgCallback
+    /// <summary>A weak reference to <paramref name="target"/> whose death closes our side of
+    /// <paramref name="loop"/> (the loop object is then gone, or closed: it is not touched again).</summary>
+    private static PyObject Watch(EventLoop loop, PyBorrowed target, string reason)
     {
-        internal override void Invoke(Interop.PyObject* weakref)
+        var onDeath = new LoopEnded(loop, reason);
+        using var callback = Callbacks.OneArg(onDeath);
+        var weak = PyWeakRefApi.New(target, callback.Borrow()).MoveToObject();
+        onDeath.Weakref = weak.DangerousGetHandle();
+        return weak;
+    }
+
+    /// <summary>asyncio's selector loops drop their selector in close(), and loops sit in reference
+    /// cycles, so the selector dies long before the loop is collected: watching it tells us the loop
+    /// closed while work posted to it would otherwise wait for a drain that never comes. Loops
+    /// without one (uvloop) are known closed when they are collected.</summary>
+    private static PyObject? WatchSelector(EventLoop loop, PyBorrowed running)
+    {
+        using var loopObj = running.ToOwned();
+        try
         {
-            // The loop object is gone: only our own side remains to be closed.
-            if (s_loops.TryRemove(key, out var loop)) loop.CloseCore(loopAlive: false);
+            if (!loopObj.HasAttr("_selector")) return null;
+            using var selector = loopObj.GetAttr("_selector");
+            return selector.IsNone ? null : Watch(loop, PyBorrowed.Of(selector), "closed (by the Python code that ran it)");
+        }
+        catch (PythonException)
+        {
+            return null; // not weakly referenceable: the loop's own weak reference still ends us
+        }
+    }
+
+    private sealed class LoopEnded(EventLoop loop, string reason) : OneArgCallback
+    {
+        internal nint Weakref;
+
+        internal override void Invoke(PyBorrowed weakref)
+        {
+            // Python code can call this too: only the weakref's own callback closes the wrapper.
+            if (weakref.DangerousGetHandle() != Weakref)
+                throw new InvalidCastException("this callback belongs to a weak reference that watches an event loop");
+            loop.CloseCore(loopAlive: false, reason);
         }
     }
 
     private void WatchEventFd()
     {
-        int fd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
+        int fd = EventFd.Create();
         if (fd < 0) return; // fall back to call_soon_threadsafe
         using var fdObj = PyConvert.ToPython(fd);
-        var r = PyNames.CallMethod2(LoopHandle, PyNames.add_reader, fdObj.Handle, _drain.Handle);
-        if (r == null)
+        try
+        {
+            using var r = LoopObject.CallMethod(PyNames.add_reader, PyBorrowed.Of(fdObj), PyBorrowed.Of(_drain));
+        }
+        catch (PythonException)
         {
             // Loops without add_reader (e.g. a proactor) are woken with call_soon_threadsafe.
-            CPython.PyErr_Clear();
-            LibC.close(fd);
+            EventFd.Close(fd);
             return;
         }
-        CPython.Py_DecRef(r);
         _eventFd = fd;
     }
 
-    /// <summary>Runs <paramref name="callback"/> on the loop thread, inside the loop, with the GIL.
-    /// Thread-safe. After the loop is closed the work is dropped.</summary>
-    public void Post(Action<object?> callback, object? state = null)
+    /// <summary>Runs loop work: <paramref name="callback"/> on the loop thread, inside the loop,
+    /// with the GIL. If the loop is closed, or closes before the work runs, <paramref name="abandon"/>
+    /// runs instead (on whichever thread notices, without the GIL held for it): it must fail the
+    /// .NET side and release what the work owned, and must not call into Python. Thread-safe.</summary>
+    internal void PostLoopWork(Action<object?> callback, Action<object?, Exception> abandon, object? state) =>
+        Enqueue(new WorkItem(callback, state, abandon));
+
+    /// <summary>Runs a .NET continuation on the loop thread; once the loop is closed it runs on the
+    /// thread pool instead (it is .NET code: resuming elsewhere beats never resuming). Thread-safe.</summary>
+    internal void PostContinuation(Action<object?> callback, object? state) =>
+        Enqueue(new WorkItem(callback, state, null));
+
+    private void Enqueue(in WorkItem item)
     {
-        if (_closed) return;
-        _queue.Enqueue(new WorkItem(callback, state));
+        if (IsClosed)
+        {
+            Abandon(item);
+            return;
+        }
+        _queue.Enqueue(item);
+        // CloseCore sets _closed and then empties the queue; we enqueue and then read _closed (both
+        // full fences): either it sees our item, or we see it closed and empty the queue ourselves.
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            AbandonQueued();
+            return;
+        }
         if (Interlocked.Exchange(ref _wakePending, 1) == 0) Wake();
+    }
+
+    private void AbandonQueued()
+    {
+        while (_queue.TryDequeue(out var item)) Abandon(item);
+    }
+
+    private void Abandon(in WorkItem item)
+    {
+        if (item.Abandon is null)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Callback(s.State), item, preferLocal: false);
+            return;
+        }
+        try { item.Abandon(item.State, Closed()); }
+        catch (Exception e) { CallbackFailure.Report("failing work given to a closed event loop", e); }
     }
 
     private void Wake()
     {
         if (IsOnLoopThread && Gil.HeldByUs)
         {
-            var r = PyNames.CallMethod1(LoopHandle, PyNames.call_soon, _drain.Handle);
-            if (r != null) { CPython.Py_DecRef(r); return; }
-            CPython.PyErr_Clear(); // closed underneath us: the fd or threadsafe path will report it
+            if (LoopObject.TryCallMethod(PyNames.call_soon, PyBorrowed.Of(_drain))) return;
+            // closed underneath us: the fd or threadsafe path will report it
         }
         if (_eventFd >= 0)
         {
-            ulong one = 1;
-            if (LibC.write(_eventFd, &one, sizeof(ulong)) == sizeof(ulong)) return;
+            if (EventFd.Signal(_eventFd)) return;
         }
         WakeThreadsafe();
     }
@@ -197,20 +321,26 @@ public sealed unsafe class EventLoop
         try
         {
             using var gil = Gil.Acquire();
-            if (_closed) return;
-            var r = PyNames.CallMethod1(LoopHandle, PyNames.call_soon_threadsafe, _drain.Handle);
-            if (r == null) CPython.PyErr_Clear(); // the loop is closed: the work is dropped
-            else CPython.Py_DecRef(r);
+            if (IsClosed) return;
+            if (LoopObject.TryCallMethod(PyNames.call_soon_threadsafe, PyBorrowed.Of(_drain))) return;
+            // the loop is closed: nothing will drain the queue
         }
         catch (InvalidOperationException)
         {
             // Python is finalizing: nothing can run any more.
         }
+        AbandonQueued();
     }
 
     private sealed class DrainCallback(EventLoop loop) : NoArgsCallback
     {
-        internal override void Invoke() => loop.Drain();
+        internal override void Invoke()
+        {
+            // Python code can call the drain too; loop work must never run off the loop thread.
+            if (!loop.IsOnLoopThread)
+                throw new InvalidOperationException("the .NET work queue of an event loop can only be drained on that loop's thread");
+            loop.Drain();
+        }
     }
 
     /// <summary>Runs the batch that was queued. On the loop thread, from a loop callback, with the GIL.</summary>
@@ -218,14 +348,13 @@ public sealed unsafe class EventLoop
     {
         if (_eventFd >= 0)
         {
-            ulong value;
-            LibC.read(_eventFd, &value, sizeof(ulong)); // EAGAIN when woken through call_soon: fine
+            EventFd.Reset(_eventFd); // nothing pending when woken through call_soon: fine
         }
         Interlocked.Exchange(ref _wakePending, 0);
         var previous = SynchronizationContext.Current;
         SynchronizationContext.SetSynchronizationContext(SyncContext);
-        bool followed = TaskLocals.t_followExecutionContext;
-        TaskLocals.t_followExecutionContext = true;
+        bool followed = Callbacks.FollowExecutionContext;
+        Callbacks.FollowExecutionContext = true;
         try
         {
             // Only what is queued now: work posted while draining waits for the next iteration,
@@ -235,7 +364,7 @@ public sealed unsafe class EventLoop
         }
         finally
         {
-            TaskLocals.t_followExecutionContext = followed;
+            Callbacks.FollowExecutionContext = followed;
             SynchronizationContext.SetSynchronizationContext(previous);
         }
     }
@@ -263,9 +392,14 @@ public sealed unsafe class EventLoop
                 ["message"] = message,
                 ["exception"] = ExceptionBridge.ToPython(e),
             });
-            var r = PyNames.CallMethod1(LoopHandle, PyNames.call_exception_handler, context.Handle);
-            if (r == null) CPython.PyErr_WriteUnraisable(LoopHandle);
-            else CPython.Py_DecRef(r);
+            try
+            {
+                using var r = LoopObject.CallMethod(PyNames.call_exception_handler, PyBorrowed.Of(context));
+            }
+            catch (Exception handlerFailure)
+            {
+                PyErrorState.WriteUnraisable(handlerFailure, LoopObject);
+            }
         }
         catch (Exception reportFailure)
         {
@@ -275,9 +409,15 @@ public sealed unsafe class EventLoop
 
     // ---- Operations that must end when the loop closes ----
 
+    /// <summary>Registers work that waits on this loop. Throws <see cref="LoopClosedException"/> when
+    /// the loop is already closed (the caller fails its operation instead of waiting forever).</summary>
     internal void Track(IPendingOperation op)
     {
-        lock (_pending) _pending.Add(op);
+        lock (_pending)
+        {
+            ThrowIfClosed();
+            _pending.Add(op);
+        }
     }
 
     internal void Untrack(IPendingOperation op)
@@ -286,14 +426,15 @@ public sealed unsafe class EventLoop
     }
 
     /// <summary>Closes our side: stops watching the eventfd, cancels .NET operations still
-    /// waiting on this loop, drops queued completions. On the loop thread, with the GIL, before
+    /// waiting on this loop, fails queued loop work. On the loop thread, with the GIL, before
     /// loop.close().</summary>
-    internal void Close() => CloseCore(loopAlive: true);
+    internal void Close(string reason = "closed") => CloseCore(loopAlive: true, reason);
 
-    private void CloseCore(bool loopAlive)
+    private void CloseCore(bool loopAlive, string reason)
     {
-        if (_closed) return;
-        _closed = true;
+        if (IsClosed) return;
+        _closedReason = reason;
+        if (Interlocked.Exchange(ref _closed, 1) != 0) return;
         s_loops.TryRemove(new KeyValuePair<nint, EventLoop>(_loopHandle, this));
         if (t_lastAdopted == this) t_lastAdopted = null;
         if (_eventFd >= 0)
@@ -301,11 +442,9 @@ public sealed unsafe class EventLoop
             if (loopAlive)
             {
                 using var fdObj = PyConvert.ToPython(_eventFd);
-                var r = PyNames.CallMethod1(LoopHandle, PyNames.remove_reader, fdObj.Handle);
-                if (r == null) CPython.PyErr_Clear();
-                else CPython.Py_DecRef(r);
+                LoopObject.TryCallMethod(PyNames.remove_reader, PyBorrowed.Of(fdObj));
             }
-            LibC.close(_eventFd);
+            EventFd.Close(_eventFd);
             _eventFd = -1;
         }
         IPendingOperation[] pending;
@@ -315,25 +454,28 @@ public sealed unsafe class EventLoop
             _pending.Clear();
         }
         foreach (var op in pending) op.OnLoopClosed();
-        foreach (var target in _reportTargets.Values) (target as IPendingOperation)?.OnLoopClosed();
+        var targets = _reportTargets.Values.ToArray();
         _reportTargets.Clear();
+        foreach (var target in targets) (target as IPendingOperation)?.OnLoopClosed();
         _reporter?.Dispose();
-        // .NET continuations still queued must not be lost: they resume on the thread pool.
-        // (Completions meant for Python futures see IsClosed there and do nothing.)
-        while (_queue.TryDequeue(out var item))
-            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Callback(s.State), item, preferLocal: false);
+        // Loop work fails (it must never run without the loop); .NET continuations resume on the pool.
+        AbandonQueued();
         _drain.Dispose();
         _loopWeakref?.Dispose();
+        _selectorWeakref?.Dispose();
         _owned?.Dispose();
     }
 }
 
+/// <summary>Work was given to a Python event loop that is closed (or was collected): it cannot run.</summary>
+public sealed class LoopClosedException(string message) : ObjectDisposedException(null, message);
+
 /// <summary>Receives the outcome of a coroutine run by run_and_report.</summary>
-internal unsafe interface IReportTarget
+internal interface IReportTarget
 {
     /// <param name="ok">True for a result, false for an exception.</param>
     /// <param name="value">Borrowed: the result, or the exception.</param>
-    void OnReport(bool ok, Interop.PyObject* value);
+    void OnReport(bool ok, PyBorrowed value);
 }
 
 /// <summary>Work that waits on a loop and must be ended (cancelled) when the loop closes.</summary>

@@ -1,12 +1,12 @@
-using AsyncioRaw.Interop;
-
 namespace AsyncioRaw.Asyncio;
 
 /// <summary>
 /// Hosted mode, for hosts that own their main thread (ASP.NET, services, GUIs): an event loop on a
 /// dedicated thread. Work can be submitted from any thread; it runs on the loop thread with the
 /// loop's task locals. Disposal cancels what is pending, stops and closes the loop, and joins the
-/// thread within a timeout.
+/// thread within a timeout. Once the loop has stopped — disposed, or stopped by Python code
+/// (<c>loop.stop()</c>, <c>SystemExit</c>) — new work fails at once with
+/// <see cref="LoopClosedException"/> (an <see cref="ObjectDisposedException"/>).
 /// </summary>
 public sealed class EventLoopThread : IDisposable, IAsyncDisposable
 {
@@ -27,7 +27,8 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
         _loopFactory = loopFactory;
         _thread = new Thread(Main) { Name = name, IsBackground = true };
         _thread.Start();
-        Loop = _started.Task.GetAwaiter().GetResult();
+        // The new thread needs the GIL to start its loop: a caller holding it releases it to wait.
+        Loop = GilWait.Wait(_started.Task);
     }
 
     public EventLoop Loop { get; }
@@ -35,7 +36,7 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
     /// <summary>Cancelled when the loop thread starts shutting down.</summary>
     public CancellationToken Stopping => _stopping.Token;
 
-    private unsafe void Main()
+    private void Main()
     {
         try
         {
@@ -44,9 +45,18 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
                 PyNames.EnsureReady();
                 using var loopObj = _loopFactory?.Invoke() ?? PyNames.Asyncio.CallMethod("new_event_loop");
                 using (PyNames.Asyncio.CallMethod("set_event_loop", loopObj)) { }
-                var loop = EventLoop.Own(loopObj);
+                EventLoop loop;
+                try
+                {
+                    loop = EventLoop.Own(loopObj);
+                }
+                catch
+                {
+                    ForgetLoop(loopObj);
+                    throw;
+                }
                 SynchronizationContext.SetSynchronizationContext(loop.SyncContext);
-                using var context = PyObject.StealOrThrow(CPython.PyContext_CopyCurrent());
+                using var context = PyContextApi.CopyCurrent().MoveToObject();
                 _locals = new TaskLocals(loop, context);
                 _started.SetResult(loop);
                 try
@@ -55,9 +65,14 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
                 }
                 finally
                 {
+                    // Stopped by Dispose, or by Python code: either way the work still running on
+                    // this loop is told, and new work is refused from here on.
+                    _stopping.Cancel();
+                    loop.BeginClosing(_disposed != 0 ? "closing (its EventLoopThread is being disposed)" : "closing (stopped by Python code)");
                     Asyncio.ShutDown(loopObj);
-                    loop.Close();
+                    loop.Close(_disposed != 0 ? "closed (its EventLoopThread was disposed)" : "closed (stopped by Python code)");
                     using (loopObj.CallMethod("close")) { }
+                    ForgetLoop(loopObj);
                     SynchronizationContext.SetSynchronizationContext(null);
                 }
             }
@@ -69,18 +84,36 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>The event loop policy keeps the last loop set on this thread: let go of it, or every
+    /// disposed EventLoopThread leaves its closed loop alive.</summary>
+    private static void ForgetLoop(PyObject loopObj)
+    {
+        try { using (PyNames.Asyncio.CallMethod("set_event_loop", Py.None)) { } }
+        catch (PythonException e) { CallbackFailure.Report("clearing the thread's event loop", e); }
+    }
+
     /// <summary>Runs <paramref name="work"/> on the loop thread (its continuations come back there).
-    /// Its token is cancelled by <paramref name="cancellationToken"/> or by disposal.</summary>
+    /// Its token is cancelled by <paramref name="cancellationToken"/> or when the loop stops.</summary>
+    /// <exception cref="ObjectDisposedException">Disposed, or the loop has stopped
+    /// (<see cref="LoopClosedException"/>).</exception>
     public Task<T> RunAsync<T>(Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Loop.ThrowIfClosed();
+        var promise = new LoopPromise<T>(Loop);
         var linked = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, cancellationToken);
+        var loop = Loop;
         // Like Task.Run, the work runs in the caller's ExecutionContext (its AsyncLocals, e.g. a
         // test framework's current test), with the loop's task locals on top.
         var callerContext = ExecutionContext.Capture();
-        Loop.Post(_ =>
+        Loop.PostLoopWork(_ =>
         {
+            if (loop.RefusesNewWork)
+            {
+                linked.Dispose();
+                promise.SetException(loop.Closed());
+                return;
+            }
             Task<T> task = null!;
             void Start()
             {
@@ -94,14 +127,17 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
             else ExecutionContext.Run(callerContext, static s => ((Action)s!)(), (Action)Start);
             task.ContinueWith(static (t, s) =>
             {
-                var (tcs, linked) = ((TaskCompletionSource<T>, CancellationTokenSource))s!;
+                var (promise, linked) = ((LoopPromise<T>, CancellationTokenSource))s!;
                 linked.Dispose();
-                if (t.IsCompletedSuccessfully) tcs.TrySetResult(t.Result);
-                else if (t.IsCanceled) tcs.TrySetCanceled();
-                else tcs.TrySetException(t.Exception!.InnerExceptions);
-            }, (tcs, linked), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        });
-        return tcs.Task;
+                promise.SetFrom(t);
+            }, (promise, linked), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }, static (s, e) =>
+        {
+            var (promise, linked) = ((LoopPromise<T>, CancellationTokenSource))s!;
+            linked.Dispose();
+            promise.SetException(e);
+        }, (promise, linked));
+        return promise.Task;
     }
 
     public Task RunAsync(Func<CancellationToken, Task> work, CancellationToken cancellationToken = default) =>
@@ -127,12 +163,10 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
         }
     }
 
-    private static unsafe bool IsAwaitable(PyObject o)
+    private static bool IsAwaitable(PyObject o)
     {
         using var gil = Gil.Acquire();
-        var type = CPython.Py_TYPE(o.Handle);
-        if (type == (PyTypeObject*)PyNames.CoroutineType.Handle) return true;
-        return o.HasAttr("__await__");
+        return PyBorrowed.Of(o).HasExactType(PyNames.CoroutineType) || o.HasAttr("__await__");
     }
 
     /// <summary>Stops the loop: cancels work submitted through this object and every asyncio task,
@@ -140,13 +174,24 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) { await _stopped.Task.ConfigureAwait(false); return; }
+        Loop.BeginClosing("closing (its EventLoopThread is being disposed)");
         _stopping.Cancel();
-        Loop.Post(static s => ((EventLoopThread)s!).StopLoop(), this);
+        // A loop that already stopped has nothing left to stop.
+        Loop.PostLoopWork(static s => ((EventLoopThread)s!).StopLoop(), static (_, _) => { }, this);
         await _stopped.Task.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
         _thread.Join();
     }
 
-    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+    /// <summary>Disposes synchronously. A thread holding the GIL releases it while it waits; the
+    /// loop's own thread cannot wait for its loop to stop and gets an exception (use
+    /// <see cref="DisposeAsync"/> there).</summary>
+    public void Dispose()
+    {
+        if (Loop.IsOnLoopThread)
+            throw new InvalidOperationException(
+                "An EventLoopThread cannot be disposed synchronously from its own loop thread (it would wait for itself); use DisposeAsync.");
+        GilWait.Wait(DisposeAsync().AsTask());
+    }
 
     private void StopLoop()
     {

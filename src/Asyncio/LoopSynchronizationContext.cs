@@ -10,16 +10,9 @@ internal sealed class LoopSynchronizationContext(EventLoop loop) : Synchronizati
 {
     internal EventLoop Loop { get; } = loop;
 
-    public override void Post(SendOrPostCallback d, object? state)
-    {
-        if (Loop.IsClosed)
-        {
-            // The loop is gone; resuming on the pool beats never resuming.
-            ThreadPool.UnsafeQueueUserWorkItem(static s => s.d(s.state), (d, state), preferLocal: false);
-            return;
-        }
-        Loop.Post(static s => { var (d, st) = ((SendOrPostCallback, object?))s!; d(st); }, (d, state));
-    }
+    // A continuation is .NET code: once the loop is gone it resumes on the thread pool.
+    public override void Post(SendOrPostCallback d, object? state) =>
+        Loop.PostContinuation(static s => { var (d, st) = ((SendOrPostCallback, object?))s!; d(st); }, (d, state));
 
     public override void Send(SendOrPostCallback d, object? state)
     {
@@ -28,16 +21,13 @@ internal sealed class LoopSynchronizationContext(EventLoop loop) : Synchronizati
             d(state);
             return;
         }
-        using var done = new ManualResetEventSlim();
-        Exception? error = null;
-        Loop.Post(_ =>
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Loop.PostLoopWork(_ =>
         {
-            try { d(state); }
-            catch (Exception e) { error = e; }
-            finally { done.Set(); }
-        });
-        done.Wait();
-        if (error != null) throw new AggregateException(error);
+            try { d(state); done.TrySetResult(); }
+            catch (Exception e) { done.TrySetException(e); }
+        }, static (s, e) => ((TaskCompletionSource)s!).TrySetException(e), done);
+        GilWait.Wait(done.Task);
     }
 
     public override SynchronizationContext CreateCopy() => this;

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using AsyncioRaw.Interop;
 
 namespace AsyncioRaw.Asyncio;
 
@@ -23,18 +22,28 @@ public static class PyAwaitable
         ToTask<PyObject>(awaitable, loop, cancellationToken);
 
     /// <summary>Awaits <paramref name="awaitable"/> on <paramref name="loop"/> (or the current one) and converts the result to <typeparamref name="T"/>.</summary>
-    public static unsafe Task<T> ToTask<T>(PyObject awaitable, EventLoop? loop, CancellationToken cancellationToken = default)
+    /// <exception cref="LoopClosedException">The loop is closed.</exception>
+    public static Task<T> ToTask<T>(PyObject awaitable, EventLoop? loop, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(awaitable);
         var locals = TaskLocals.Current;
         using var gil = Gil.Acquire();
         loop ??= locals?.Loop ?? EventLoop.Running() ?? throw TaskLocalsMissing();
+        loop.ThrowIfClosed();
         var context = ReferenceEquals(locals?.Loop, loop) ? locals!.Context : null;
         var op = new AwaitOperation<T>(loop, context);
-        var reference = awaitable.Handle;
-        CPython.Py_IncRef(reference);
-        if (loop.IsOnLoopThread) op.Begin(reference);
-        else loop.Post(static s => ((AwaitOperation<T>)((object[])s!)[0]).BeginPosted((nint)((object[])s)[1]), new object[] { op, (nint)reference });
+        if (loop.IsOnLoopThread)
+        {
+            op.Begin(PyBorrowed.Of(awaitable));
+        }
+        else
+        {
+            // Starting the await is loop work: if the loop closes first, the operation fails and the
+            // reference is released (deferred, without the GIL), never used off the loop thread.
+            op.Pending = awaitable.NewReference();
+            loop.PostLoopWork(static s => ((AwaitOperation<T>)s!).BeginPosted(),
+                static (s, e) => ((AwaitOperation<T>)s!).Abandon(e), op);
+        }
         if (cancellationToken.CanBeCanceled) op.RegisterCancellation(cancellationToken);
         return op.Task;
     }
@@ -51,16 +60,18 @@ public static class PyAwaitable
 }
 
 /// <summary>One .NET await of one Python awaitable.</summary>
-internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPendingOperation, IReportTarget
+internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPendingOperation, IReportTarget
 {
+    private static readonly PythonLazy s_eagerKeywords = new(static () => PyConvert.ToPython(("loop", "eager_start")));
+
     private readonly EventLoop _loop;
     private readonly PyObject? _context;
     private readonly CancellationTokenSource _cts = new();
     private CancellationTokenRegistration _registration;
-    // The asyncio Task or Future (what cancel() goes to) and the reported result: new references,
-    // kept raw because they are only touched on the loop thread with the GIL (no finalizer needed).
-    private Interop.PyObject* _future;
-    private Interop.PyObject* _result;
+    // The asyncio Task or Future (what cancel() goes to) and the reported result. Only touched on
+    // the loop thread with the GIL, so no finalizer is needed: every path releases them.
+    private PyRef _future;
+    private PyRef _result;
     private Exception? _error;   // reported by run_and_report, or from Begin
     private volatile bool _pythonDone;
     private volatile bool _cancelRequested;
@@ -78,45 +89,67 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
 
     public bool IsPythonDone => _pythonDone;
 
-    internal void BeginPosted(nint awaitable) => Begin((Interop.PyObject*)awaitable);
+    /// <summary>The awaitable, owned, while the start of the await waits in the loop's queue.</summary>
+    internal PyObject? Pending;
 
-    /// <summary>On the loop thread with the GIL. Steals <paramref name="awaitable"/>.</summary>
-    internal void Begin(Interop.PyObject* awaitable)
+    internal void BeginPosted()
+    {
+        using var pending = Pending!;
+        Pending = null;
+        // Posted before the loop began shutting down, started after: it would only be cancelled.
+        if (_loop.RefusesNewWork) Fail(_loop.Closed());
+        else Begin(PyBorrowed.Of(pending));
+    }
+
+    /// <summary>The loop closed before the await could start. Any thread, maybe without the GIL.</summary>
+    internal void Abandon(Exception reason)
+    {
+        Pending?.Dispose();
+        Pending = null;
+        Fail(reason);
+    }
+
+    /// <summary>Completes the .NET task with <paramref name="error"/>; touches no Python object.</summary>
+    private void Fail(Exception error)
+    {
+        _registration.Unregister();
+        _error = error;
+        _pythonDone = true;
+        _loop.Scheduler.Execute(Task);
+    }
+
+    /// <summary>Starts awaiting. On the loop thread with the GIL.</summary>
+    internal void Begin(PyBorrowed awaitable)
     {
         try
         {
             if (_cancelRequested)
             {
                 CloseIfCoroutine(awaitable);
-                CPython.Py_DecRef(awaitable);
                 _pythonDone = true;
                 _cts.Cancel();
                 return;
             }
-            if (CPython.Py_TYPE(awaitable) == (PyTypeObject*)PyNames.CoroutineType.Handle)
+            if (awaitable.HasExactType(PyNames.CoroutineType))
             {
                 BeginCoroutine(awaitable);
                 return;
             }
             var future = ToFuture(awaitable);
-            CPython.Py_DecRef(awaitable);
-            _future = future;
-            if (PyNames.CallBool0(future, PyNames.done))
+            _future.Set(ref future);
+            if (_future.Borrow().CallMethodIsTrue(PyNames.done))
             {
-                OnDone(future); // already finished: no loop iteration, no callback
+                OnDone(); // already finished: no loop iteration, no callback
                 return;
             }
-            var callback = Callbacks.OneArg(this);
-            var r = PyNames.CallMethod1(future, PyNames.add_done_callback, callback);
-            CPython.Py_DecRef(callback);
-            PyNames.Check(r);
+            using var callback = Callbacks.OneArg(this);
+            using (_future.Borrow().CallMethod(PyNames.add_done_callback, callback.Borrow())) { }
             _loop.Track(this);
         }
         catch (Exception e)
         {
-            _error = e;
-            _pythonDone = true;
-            _loop.Scheduler.Execute(Task);
+            _future.Release();
+            Fail(e);
         }
     }
 
@@ -125,88 +158,59 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
     /// the task's last step. On 3.12+ the task starts eagerly: a coroutine that never suspends
     /// completes before Begin returns, with no loop iteration at all.
     /// </summary>
-    private void BeginCoroutine(Interop.PyObject* coroutine)
+    private void BeginCoroutine(PyBorrowed coroutine)
     {
-        var key = PyConvert.ToPythonRaw(_loop.AddReportTarget(this));
-        var args = stackalloc Interop.PyObject*[4];
-        args[1] = coroutine;
-        args[2] = _loop.Reporter;
-        args[3] = key;
-        var wrapper = PyObject.VectorcallRaw(PyNames.RunAndReport.Handle, args + 1, 3);
-        CPython.Py_DecRef(key);
-        CPython.Py_DecRef(coroutine);
-        if (wrapper == null) throw PythonException.Fetch();
-        try
+        NewReference task;
+        using (var key = PyValues.Int64(_loop.AddReportTarget(this)))
+        using (var wrapper = PyBorrowed.Of(PyNames.RunAndReport).Call(coroutine, PyBorrowed.Of(_loop.Reporter), key.Borrow()))
         {
             // The Task copies the current context when created: enter the caller's first, so the
-            // coroutine sees its context variables (create_task's context= needs 3.11).
-            bool entered = false;
-            if (_context != null && !TaskLocals.IsEntered(_context))
-            {
-                // Fails only when it is already entered further down the stack, i.e. current
-                // anyway for this purpose: go on without entering it again.
-                entered = CPython.PyContext_Enter(_context.Handle) == 0;
-                if (!entered) CPython.PyErr_Clear();
-            }
-            Interop.PyObject* task;
+            // coroutine sees its context variables (create_task's context= needs 3.11). Entering
+            // fails only when it is already entered further down the stack, i.e. current anyway.
+            bool entered = _context != null && !TaskLocals.IsEntered(_context) && PyContextApi.TryEnter(PyBorrowed.Of(_context));
             try
             {
                 task = PyNames.EagerTask is { } taskType
-                    ? EagerTaskRaw(taskType.Handle, wrapper)
-                    : PyNames.CallMethod1(_loop.LoopHandle, PyNames.create_task, wrapper);
+                    ? PyBorrowed.Of(taskType).CallWithKeywords(wrapper.Borrow(), PyBorrowed.Of(s_eagerKeywords.Value), _loop.LoopObject, PyBorrowed.True)
+                    : _loop.LoopObject.CallMethod(PyNames.create_task, wrapper.Borrow());
             }
             finally
             {
-                if (entered && CPython.PyContext_Exit(_context!.Handle) != 0) CPython.PyErr_Clear();
+                if (entered) PyContextApi.Exit(PyBorrowed.Of(_context!));
             }
-            if (task == null) throw PythonException.Fetch();
-            if (_pythonDone) CPython.Py_DecRef(task); // reported during the eager first step
-            else _future = task;
         }
-        finally
-        {
-            CPython.Py_DecRef(wrapper);
-        }
+        if (_pythonDone) task.Dispose(); // reported during the eager first step
+        else _future.Set(ref task);
     }
 
-    private static Interop.PyObject* s_eagerKwnames;
-
-    /// <summary>asyncio.Task(wrapper, loop=loop, eager_start=True), 3.12+.</summary>
-    private Interop.PyObject* EagerTaskRaw(Interop.PyObject* taskType, Interop.PyObject* wrapper)
-    {
-        if (s_eagerKwnames == null)
-        {
-            using var names = PyConvert.ToPython(("loop", "eager_start"));
-            s_eagerKwnames = names.Detach(); // kept for the interpreter's life
-        }
-        var args = stackalloc Interop.PyObject*[4];
-        args[1] = wrapper;
-        args[2] = _loop.LoopHandle;
-        args[3] = CPython.Py_True;
-        return CPython.PyObject_Vectorcall(taskType, args + 1, 1 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), s_eagerKwnames);
-    }
-
-    /// <summary>From inside the task's last step (loop thread, GIL). <paramref name="value"/> is borrowed.</summary>
-    public void OnReport(bool ok, Interop.PyObject* value)
+    /// <summary>From inside the task's last step (loop thread, GIL).</summary>
+    public void OnReport(bool ok, PyBorrowed value)
     {
         _pythonDone = true;
-        _registration.Dispose();
-        ReleaseFuture();
+        // Unregister, not Dispose: Dispose waits for a cancel callback running on another thread,
+        // and this thread holds the GIL that callback may need.
+        _registration.Unregister();
+        _future.Release();
         if (ok)
         {
-            CPython.Py_IncRef(value);
-            _result = value;
+            var result = NewReference.To(value);
+            _result.Set(ref result);
         }
         else
         {
-            int cancelled = CPython.PyObject_IsInstance(value, PyNames.CancelledError.Handle);
-            if (cancelled == 1)
+            try
             {
-                _cts.Cancel();
-                return;
+                if (value.IsInstanceOf(PyNames.CancelledError))
+                {
+                    _cts.Cancel();
+                    return;
+                }
+                _error = PyErrorState.ToException(value);
             }
-            CPython.Py_IncRef(value);
-            _error = PythonException.FromPython(value, 0);
+            catch (Exception e)
+            {
+                _error = e; // isinstance() itself failed: that is the outcome the caller sees
+            }
         }
         ExecuteInOwnContext();
     }
@@ -218,48 +222,59 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
     /// </summary>
     private void ExecuteInOwnContext()
     {
-        bool followed = TaskLocals.t_followExecutionContext;
-        TaskLocals.t_followExecutionContext = true;
+        bool followed = Callbacks.FollowExecutionContext;
+        Callbacks.FollowExecutionContext = true;
         try { _loop.Scheduler.Execute(Task); }
-        finally { TaskLocals.t_followExecutionContext = followed; }
+        finally { Callbacks.FollowExecutionContext = followed; }
     }
 
-    /// <summary>New reference to an asyncio future for a non-coroutine awaitable (borrowed).</summary>
-    private Interop.PyObject* ToFuture(Interop.PyObject* awaitable)
+    /// <summary>An asyncio future for a non-coroutine awaitable.</summary>
+    private NewReference ToFuture(PyBorrowed awaitable)
     {
-        int isFuture = CPython.PyObject_IsInstance(awaitable, PyNames.FutureType.Handle);
-        PythonException.ThrowIfMinusOne(isFuture);
-        if (isFuture == 1)
-        {
-            CPython.Py_IncRef(awaitable);
-            return awaitable;
-        }
+        if (awaitable.IsInstanceOf(PyNames.FutureType)) return NewReference.To(awaitable);
         // Anything else awaitable (generator-based coroutines, __await__ objects, foreign futures).
-        using var ensure = PyObject.FromBorrowedHandle((nint)awaitable);
-        using var loop = PyObject.FromBorrowedHandle((nint)_loop.LoopHandle);
-        using var future = PyNames.EnsureFuture.Call([ensure], [new KeyValuePair<string, object?>("loop", loop)]);
-        return future.Detach();
+        using var ensure = awaitable.ToOwned();
+        using var loop = _loop.LoopObject.ToOwned();
+        return NewReference.MoveFrom(PyNames.EnsureFuture.Call([ensure], [new KeyValuePair<string, object?>("loop", loop)]));
     }
 
-    private static void CloseIfCoroutine(Interop.PyObject* awaitable)
+    private static void CloseIfCoroutine(PyBorrowed awaitable)
     {
-        if (CPython.Py_TYPE(awaitable) != (PyTypeObject*)PyNames.CoroutineType.Handle) return;
-        var r = PyNames.CallMethod0(awaitable, PyNames.close); // no "never awaited" warning
-        if (r == null) CPython.PyErr_Clear();
-        else CPython.Py_DecRef(r);
+        if (awaitable.HasExactType(PyNames.CoroutineType))
+            awaitable.TryCallMethod(PyNames.close); // no "never awaited" warning
     }
 
     /// <summary>A future's done callback (loop thread, GIL).</summary>
-    internal override void Invoke(Interop.PyObject* future) => OnDone(future);
-
-    private void OnDone(Interop.PyObject* future)
+    internal override void Invoke(PyBorrowed future)
     {
-        _pythonDone = true;
+        // Python code can reach this callback (future._callbacks): only our own future completes us.
+        if (_future.IsNull || !future.Is(_future.Borrow()))
+            throw new InvalidCastException("this done callback belongs to another future");
+        OnDone();
+    }
+
+    private void OnDone()
+    {
+        if (_pythonDone) return;
         _loop.Untrack(this);
-        _registration.Dispose();
-        if (PyNames.CallBool0(future, PyNames.cancelled))
+        bool cancelled;
+        try
         {
-            ReleaseFuture();
+            // A Future subclass may raise from cancelled(): the await then fails with that error
+            // instead of never completing.
+            cancelled = _future.Borrow().CallMethodIsTrue(PyNames.cancelled);
+        }
+        catch (Exception e)
+        {
+            _future.Release();
+            Fail(e);
+            return;
+        }
+        _pythonDone = true;
+        _registration.Unregister();
+        if (cancelled)
+        {
+            _future.Release();
             _cts.Cancel();
         }
         else
@@ -271,26 +286,17 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
     /// <summary>The task's body: runs on the loop thread when Python is done, with the GIL.</summary>
     private T TakeResult()
     {
-        if (_error != null) throw _error;
-        Interop.PyObject* r = _result;
-        _result = null;
-        if (r == null)
+        if (_error != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_error); // keeps its stack trace
+        var result = _result.Take();
+        if (result.IsNull)
         {
-            r = PyNames.CallMethod0(_future, PyNames.result);
-            ReleaseFuture();
-            if (r == null) throw AsyncErrors.Fetch();
+            try { result = _future.Borrow().CallMethod(PyNames.result); }
+            catch (PythonException e) when (AsyncErrors.ForAwait(e) is var mapped && !ReferenceEquals(mapped, e)) { throw mapped; }
+            finally { _future.Release(); }
         }
-        if (typeof(T) == typeof(PyObject)) return (T)(object)PyObject.Steal(r);
-        try { return PyConvert.ToClrRaw<T>(r); }
-        finally { CPython.Py_DecRef(r); }
-    }
-
-    /// <summary>Loop thread, GIL.</summary>
-    private void ReleaseFuture()
-    {
-        var f = _future;
-        _future = null;
-        if (f != null) CPython.Py_DecRef(f);
+        if (typeof(T) == typeof(PyObject)) return (T)(object)result.MoveToObject();
+        try { return result.Borrow().As<T>(); }
+        finally { result.Dispose(); }
     }
 
     internal void RegisterCancellation(CancellationToken token)
@@ -304,22 +310,21 @@ internal sealed unsafe class AwaitOperation<T> : OneArgCallback, IAwaitOperation
         if (_pythonDone) return;
         _cancelRequested = true;
         if (_loop.IsOnLoopThread && Gil.HeldByUs) CancelFuture();
-        else _loop.Post(static s => ((AwaitOperation<T>)s!).CancelFuture(), this);
+        else _loop.PostLoopWork(static s => ((AwaitOperation<T>)s!).CancelFuture(), static (_, _) => { }, this); // a closed loop ends the await itself
     }
 
     private void CancelFuture()
     {
-        if (_pythonDone || _future == null) return; // not begun yet: Begin sees _cancelRequested
-        var r = PyNames.CallMethod0(_future, PyNames.cancel);
-        if (r == null) CPython.PyErr_Clear();
-        else CPython.Py_DecRef(r);
+        if (_pythonDone || _future.IsNull) return; // not begun yet: Begin sees _cancelRequested
+        _future.Borrow().TryCallMethod(PyNames.cancel);
     }
 
+    /// <summary>Loop thread (or the thread that collected an adopted loop), GIL.</summary>
     void IPendingOperation.OnLoopClosed()
     {
         _pythonDone = true;
-        ReleaseFuture();
-        if (_result != null) { CPython.Py_DecRef(_result); _result = null; }
+        _future.Release();
+        _result.Release();
         _cts.Cancel();
     }
 }

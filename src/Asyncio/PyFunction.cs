@@ -1,5 +1,3 @@
-using AsyncioRaw.Interop;
-
 namespace AsyncioRaw.Asyncio;
 
 /// <summary>
@@ -35,23 +33,15 @@ public static unsafe class PyFunction
     {
         using var gil = Gil.Acquire();
         PyNames.EnsureReady();
-        return PyObject.Steal(Callbacks.FastCall(name, doc, target));
+        return Callbacks.FastCall(name, doc, target).MoveToObject();
     }
 
-    private static void CheckArity(nint nargs, int expected, Interop.PyObject* kwnames, string what)
+    private static object?[] ConvertAll(PyArgs args)
     {
-        if (kwnames != null && CPython.PyTuple_Size(kwnames) > 0)
-            throw new ArgumentException($"{what} takes no keyword arguments");
-        if (nargs != expected)
-            throw new ArgumentException($"{what} takes {expected} positional argument(s) but {nargs} were given");
-    }
-
-    private static object?[] ConvertAll(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
-    {
-        if (kwnames != null && CPython.PyTuple_Size(kwnames) > 0)
+        if (args.HasKeywords)
             throw new ArgumentException("this .NET function takes no keyword arguments");
-        var values = new object?[nargs];
-        for (nint i = 0; i < nargs; i++) values[i] = PyConvert.ToClrRaw(args[i]);
+        var values = new object?[args.Count];
+        for (nint i = 0; i < args.Count; i++) values[i] = args[i].ToClr();
         return values;
     }
 
@@ -59,7 +49,7 @@ public static unsafe class PyFunction
     /// Runs the body of an async function: task locals and the loop's synchronization context are
     /// set for its synchronous part, then the Task becomes a Python awaitable.
     /// </summary>
-    private static Interop.PyObject* RunAsync<TState, TTask>(TState state, Func<TState, CancellationToken, TTask> start, bool cancellable, delegate*<Task, Interop.PyObject*> resultOf)
+    private static NewReference RunAsync<TState, TTask>(TState state, Func<TState, CancellationToken, TTask> start, bool cancellable, delegate*<Task, NewReference> resultOf)
         where TTask : Task
     {
         var loop = EventLoop.Running();
@@ -79,49 +69,48 @@ public static unsafe class PyFunction
             // Still inside the Python caller's context: copy it only if the work goes on.
             if (loop != null) locals!.Seal(captureNow: task is { IsCompleted: false });
         }
-        return PyFuture.FromTaskRaw(task!, resultOf, loop, cts);
+        return PyFuture.FromTask(task!, resultOf, loop, cts);
     }
 
     private sealed class Sync(Func<object?[], object?> body) : FastCallTarget
     {
-        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames) =>
-            PyConvert.ToPythonRaw(body(ConvertAll(args, nargs, kwnames)));
+        internal override NewReference Invoke(PyArgs args) => PyValues.From(body(ConvertAll(args)));
     }
 
     private sealed class Sync1<T1, TResult>(Func<T1, TResult> body) : FastCallTarget
     {
-        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
+        internal override NewReference Invoke(PyArgs args)
         {
-            CheckArity(nargs, 1, kwnames, "this .NET function");
-            return PyConvert.ToPythonRaw(body(PyConvert.ToClrRaw<T1>(args[0])));
+            args.ExpectPositional(1, "this .NET function");
+            return PyValues.From(body(args[0].As<T1>()));
         }
     }
 
     private sealed class Async(Func<object?[], CancellationToken, Task<object?>> body) : FastCallTarget
     {
-        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
+        internal override NewReference Invoke(PyArgs args)
         {
-            var values = ConvertAll(args, nargs, kwnames);
+            var values = ConvertAll(args);
             return RunAsync((body, values), static (s, ct) => s.body(s.values, ct), cancellable: true, &PyFuture.ResultOf<object?>);
         }
     }
 
     private sealed class Async1<T1, TResult>(Func<T1, CancellationToken, Task<TResult>> body, bool cancellable) : FastCallTarget
     {
-        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
+        internal override NewReference Invoke(PyArgs args)
         {
-            CheckArity(nargs, 1, kwnames, "this .NET function");
-            var a1 = PyConvert.ToClrRaw<T1>(args[0]);
+            args.ExpectPositional(1, "this .NET function");
+            var a1 = args[0].As<T1>();
             return RunAsync((body, a1), static (s, ct) => s.body(s.a1, ct), cancellable, &PyFuture.ResultOf<TResult>);
         }
     }
 
     private sealed class Async1Void<T1>(Func<T1, CancellationToken, Task> body) : FastCallTarget
     {
-        internal override Interop.PyObject* Invoke(Interop.PyObject** args, nint nargs, Interop.PyObject* kwnames)
+        internal override NewReference Invoke(PyArgs args)
         {
-            CheckArity(nargs, 1, kwnames, "this .NET function");
-            var a1 = PyConvert.ToClrRaw<T1>(args[0]);
+            args.ExpectPositional(1, "this .NET function");
+            var a1 = args[0].As<T1>();
             return RunAsync((body, a1), static (s, ct) => s.body(s.a1, ct), cancellable: true, &PyFuture.NoResult);
         }
     }

@@ -1,5 +1,3 @@
-using AsyncioRaw.Interop;
-
 namespace AsyncioRaw.Asyncio;
 
 /// <summary>
@@ -32,55 +30,47 @@ public static unsafe class PyFuture
     }
 
     /// <summary>The same, bound to <paramref name="loop"/> (any thread may call this).</summary>
+    /// <exception cref="LoopClosedException">The loop is closed.</exception>
     public static PyObject FromTask<T>(Task<T> task, EventLoop loop) => Wrap(task, &ResultOf<T>, loop, null);
 
     /// <summary>An awaitable that completes (with None) when <paramref name="task"/> does; its
     /// result stays on the .NET side.</summary>
     internal static PyObject Completion(Task task, EventLoop loop) => Wrap(task, &NoResult, loop, null);
 
-    private static PyObject Wrap(Task task, delegate*<Task, Interop.PyObject*> resultOf, EventLoop? loop, CancellationTokenSource? cts)
+    private static PyObject Wrap(Task task, delegate*<Task, NewReference> resultOf, EventLoop? loop, CancellationTokenSource? cts)
     {
         using var gil = Gil.Acquire();
-        return PyObject.Steal(FromTaskRaw(task, resultOf, loop, cts));
+        return FromTask(task, resultOf, loop, cts).MoveToObject();
     }
 
-    /// <summary>New reference. Requires the GIL. <paramref name="resultOf"/> converts the
-    /// successful task's result (a new reference).</summary>
-    internal static Interop.PyObject* FromTaskRaw(Task task, delegate*<Task, Interop.PyObject*> resultOf, EventLoop? loop, CancellationTokenSource? cts)
+    /// <summary>The awaitable for <paramref name="task"/>. Requires the GIL. <paramref name="resultOf"/>
+    /// converts the successful task's result.</summary>
+    internal static NewReference FromTask(Task task, delegate*<Task, NewReference> resultOf, EventLoop? loop, CancellationTokenSource? cts)
     {
         if (task.IsCompleted)
         {
-            NativeTypes.EnsureReady();
-            if (task.IsCompletedSuccessfully) return NativeTypes.NewReady(resultOf(task), null);
-            return NativeTypes.NewReady(null, ExceptionBridge.ToPythonRaw(AsyncErrors.Of(task), 0) is var e && e != null ? e : throw PythonException.Fetch());
+            if (task.IsCompletedSuccessfully) return NativeTypes.NewReady(resultOf(task), default);
+            return NativeTypes.NewReady(default, PyValues.FromException(AsyncErrors.Of(task)));
         }
         loop ??= EventLoop.Running() ?? TaskLocals.Current?.Loop ?? throw new InvalidOperationException(
             "No running Python event loop to bind the awaitable to: convert the Task from code called by a running loop, or pass the EventLoop.");
-        var future = PyNames.CallMethod0(loop.LoopHandle, PyNames.create_future);
-        if (future == null) throw PythonException.Fetch();
+        var future = loop.OpenLoopObject.CallMethod(PyNames.create_future);
         try
         {
-            var op = new CompletionOperation(loop, task, resultOf, cts);
-            op.Attach(future);
+            new CompletionOperation(loop, task, resultOf, cts).Attach(future.Borrow());
             return future;
         }
         catch
         {
-            CPython.Py_DecRef(future);
+            future.Dispose();
             throw;
         }
     }
 
-    /// <summary>New reference to a Task&lt;T&gt;'s result as a Python object. Requires the GIL.</summary>
-    internal static Interop.PyObject* ResultOf<T>(Task task) => PyConvert.ToPythonRaw(((Task<T>)task).Result);
+    /// <summary>A Task&lt;T&gt;'s result as a Python object. Requires the GIL.</summary>
+    internal static NewReference ResultOf<T>(Task task) => PyValues.From(((Task<T>)task).Result);
 
-    internal static Interop.PyObject* NoResult(Task task) => NewNone();
-
-    private static Interop.PyObject* NewNone()
-    {
-        CPython.Py_IncRef(CPython.Py_None);
-        return CPython.Py_None;
-    }
+    internal static NewReference NoResult(Task task) => NewReference.None();
 }
 
 /// <summary>One pending .NET Task observed by one asyncio.Future.</summary>
@@ -89,10 +79,10 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
     private readonly EventLoop _loop;
     private readonly Task _task;
     private readonly CancellationTokenSource? _cts;
-    private readonly delegate*<Task, Interop.PyObject*> _resultOf;
+    private readonly delegate*<Task, NewReference> _resultOf;
     private PyObject? _weakFuture;
 
-    internal CompletionOperation(EventLoop loop, Task task, delegate*<Task, Interop.PyObject*> resultOf, CancellationTokenSource? cts)
+    internal CompletionOperation(EventLoop loop, Task task, delegate*<Task, NewReference> resultOf, CancellationTokenSource? cts)
     {
         _loop = loop;
         _task = task;
@@ -100,21 +90,17 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
         _cts = cts;
     }
 
-    /// <summary>Requires the GIL; <paramref name="future"/> is borrowed.</summary>
-    internal void Attach(Interop.PyObject* future)
+    /// <summary>Requires the GIL.</summary>
+    internal void Attach(PyBorrowed future)
     {
         // Only a weak reference: whoever awaits the future keeps it alive. If nobody does and it
         // is collected, the weakref callback cancels the work.
-        var onCollected = Callbacks.OneArg(new Collected(this));
-        var weak = CPython.PyWeakref_NewRef(future, onCollected);
-        CPython.Py_DecRef(onCollected);
-        _weakFuture = PyObject.StealOrThrow(weak);
+        using (var onCollected = Callbacks.OneArg(new Collected(this)))
+            _weakFuture = PyWeakRefApi.New(future, onCollected.Borrow()).MoveToObject();
         if (_cts != null)
         {
-            var onDone = Callbacks.OneArg(this);
-            var r = PyNames.CallMethod1(future, PyNames.add_done_callback, onDone);
-            CPython.Py_DecRef(onDone);
-            PyNames.Check(r);
+            using var onDone = Callbacks.OneArg(this);
+            using (future.CallMethod(PyNames.add_done_callback, onDone.Borrow())) { }
         }
         _loop.Track(this);
         _task.ContinueWith(static (_, s) => ((CompletionOperation)s!).OnTaskCompleted(), this,
@@ -124,7 +110,8 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
     private void OnTaskCompleted()
     {
         if (_loop.IsOnLoopThread && Gil.HeldByUs) Complete();
-        else _loop.Post(static s => ((CompletionOperation)s!).Complete(), this);
+        else _loop.PostLoopWork(static s => ((CompletionOperation)s!).Complete(),
+            static (s, _) => ((CompletionOperation)s!).Abandon(), this);
     }
 
     /// <summary>Loop thread, GIL. Never completes a future that is done, nor one of a closed loop.</summary>
@@ -132,67 +119,51 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
     {
         _loop.Untrack(this);
         if (_loop.IsClosed || _weakFuture is null) return;
-        var future = Referent();
+        using var future = PyWeakRefApi.Referent(PyBorrowed.Of(_weakFuture));
         _weakFuture.Dispose();
         _weakFuture = null;
-        if (future == null) return; // collected: nobody is waiting
-        try
+        if (future.IsNull) return; // collected: nobody is waiting
+        var f = future.Borrow();
+        if (f.CallMethodIsTrue(PyNames.done)) return; // cancelled by Python meanwhile
+        Exception? error = _task.IsCompletedSuccessfully ? null : AsyncErrors.Of(_task);
+        if (error is null)
         {
-            if (PyNames.CallBool0(future, PyNames.done)) return; // cancelled by Python meanwhile
-            Interop.PyObject* r;
-            Exception? error = _task.IsCompletedSuccessfully ? null : AsyncErrors.Of(_task);
-            if (error is null)
+            NewReference value = default;
+            try { value = _resultOf(_task); }
+            catch (Exception conversion) { error = conversion; } // e.g. no Python form: fail the future, never leave it pending
+            if (!value.IsNull)
             {
-                Interop.PyObject* value = null;
-                try { value = _resultOf(_task); }
-                catch (Exception conversion) { error = conversion; } // e.g. no Python form: fail the future, never leave it pending
-                if (value != null)
-                {
-                    r = PyNames.CallMethod1(future, PyNames.set_result, value);
-                    CPython.Py_DecRef(value);
-                    PyNames.Check(r);
-                    return;
-                }
+                using (value)
+                using (f.CallMethod(PyNames.set_result, value.Borrow())) { }
+                return;
             }
-            if (error is OperationCanceledException)
-            {
-                r = PyNames.CallMethod0(future, PyNames.cancel);
-            }
-            else
-            {
-                var exc = ExceptionBridge.ToPythonRaw(error!, 0);
-                if (exc == null) throw PythonException.Fetch();
-                r = PyNames.CallMethod1(future, PyNames.set_exception, exc);
-                CPython.Py_DecRef(exc);
-            }
-            PyNames.Check(r);
         }
-        finally
+        if (error is OperationCanceledException)
         {
-            CPython.Py_DecRef(future);
+            using (f.CallMethod(PyNames.cancel)) { }
+            return;
         }
+        using var exc = PyValues.FromException(error!);
+        using (f.CallMethod(PyNames.set_exception, exc.Borrow())) { }
     }
 
-    /// <summary>New reference to the future, or NULL when it was collected. Requires the GIL.</summary>
-    private Interop.PyObject* Referent()
+    /// <summary>The loop closed first: its futures are gone with it; only our weak reference is left
+    /// to release (deferred when this thread does not hold the GIL).</summary>
+    private void Abandon()
     {
-        if (PythonLibrary.Minor >= 13)
-        {
-            Interop.PyObject* obj;
-            PythonException.ThrowIfMinusOne(CPython.PyWeakref_GetRef(_weakFuture!.Handle, &obj));
-            return obj;
-        }
-        var borrowed = CPython.PyWeakref_GetObject(_weakFuture!.Handle);
-        if (borrowed == null) throw PythonException.Fetch();
-        if (borrowed == CPython.Py_None) return null;
-        CPython.Py_IncRef(borrowed);
-        return borrowed;
+        _loop.Untrack(this);
+        Interlocked.Exchange(ref _weakFuture, null)?.Dispose();
     }
 
     /// <summary>The future's done callback: a cancelled future cancels the .NET work.</summary>
-    internal override void Invoke(Interop.PyObject* future)
+    internal override void Invoke(PyBorrowed future)
     {
-        if (_cts != null && PyNames.CallBool0(future, PyNames.cancelled)) CancelWork();
+        // Python code can reach this callback (future._callbacks): only our own future counts.
+        if (_weakFuture is null) return; // already completed by us
+        using (var ours = PyWeakRefApi.Referent(PyBorrowed.Of(_weakFuture)))
+            if (ours.IsNull || !future.Is(ours.Borrow()))
+                throw new InvalidCastException("this done callback belongs to another future");
+        if (_cts != null && future.CallMethodIsTrue(PyNames.cancelled)) CancelWork();
     }
 
     private void CancelWork()
@@ -203,8 +174,11 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
 
     private sealed class Collected(CompletionOperation op) : OneArgCallback
     {
-        internal override void Invoke(Interop.PyObject* weakref)
+        internal override void Invoke(PyBorrowed weakref)
         {
+            // Python code can reach this callback too: only our weak reference's death counts.
+            if (op._weakFuture is not { } ours || !weakref.Is(ours))
+                throw new InvalidCastException("this callback belongs to the weak reference of another future");
             if (!op._task.IsCompleted) op.CancelWork();
         }
     }

@@ -1,16 +1,17 @@
-using AsyncioRaw.Interop;
-
 namespace AsyncioRaw.Asyncio;
 
 /// <summary>
 /// Interned method names and module objects the bridge calls on every operation, created once
 /// (with the GIL) and dropped just before the interpreter is finalized.
 /// </summary>
-internal static unsafe class PyNames
+internal static class PyNames
 {
-    internal static Interop.PyObject* create_task, create_future, add_done_callback, remove_done_callback,
-        result, cancelled, done, cancel, set_result, set_exception, call_soon, add_reader, remove_reader,
-        call_soon_threadsafe, call_exception_handler, get_loop, close, send, throw_, aclose, anext;
+    // Interned method names: PyObject fields, so call sites say PyNames.done, never a raw pointer.
+    internal static PyObject create_task = null!, create_future = null!, add_done_callback = null!,
+        remove_done_callback = null!, result = null!, cancelled = null!, done = null!, cancel = null!,
+        set_result = null!, set_exception = null!, call_soon = null!, add_reader = null!, remove_reader = null!,
+        call_soon_threadsafe = null!, call_exception_handler = null!, get_loop = null!, close = null!,
+        send = null!, throw_ = null!, aclose = null!, anext = null!;
 
     internal static PyObject Asyncio = null!;
     internal static PyObject GetRunningLoop = null!;   // asyncio.events._get_running_loop (C-accelerated)
@@ -21,51 +22,108 @@ internal static unsafe class PyNames
     internal static PyObject CancelledError = null!;
     internal static PyObject InvalidStateError = null!;
     internal static PyObject RunAndReport = null!;     // see BridgeSource
+    internal static PyObject ShutDownLoop = null!;     // see BridgeSource
     internal static PyObject? EagerTask;               // asyncio.Task, on 3.12+ (eager_start)
 
-    private static readonly object s_lock = new();
+    // Guards only the assignment of the fields above, never Python code: importing asyncio runs
+    // Python code, which may hand the GIL to a thread that then waits for this lock (seen: four
+    // threads making their first PyFunction at once deadlocked every time).
+    private static readonly object s_publish = new();
     private static volatile bool s_ready;
+    private static bool s_hookRegistered;
 
-    /// <summary>Requires the GIL.</summary>
+    /// <summary>Requires the GIL. Threads that race here each build the names (without a lock);
+    /// the first to publish wins and the others release theirs.</summary>
     internal static void EnsureReady()
     {
         if (s_ready) return;
-        lock (s_lock)
+        var built = Names.Build();
+        lock (s_publish)
         {
-            if (s_ready) return;
-            create_task = Intern("create_task");
-            create_future = Intern("create_future");
-            add_done_callback = Intern("add_done_callback");
-            remove_done_callback = Intern("remove_done_callback");
-            result = Intern("result");
-            cancelled = Intern("cancelled");
-            done = Intern("done");
-            cancel = Intern("cancel");
-            set_result = Intern("set_result");
-            set_exception = Intern("set_exception");
-            call_soon = Intern("call_soon");
-            add_reader = Intern("add_reader");
-            remove_reader = Intern("remove_reader");
-            call_soon_threadsafe = Intern("call_soon_threadsafe");
-            call_exception_handler = Intern("call_exception_handler");
-            get_loop = Intern("get_loop");
-            close = Intern("close");
-            send = Intern("send");
-            throw_ = Intern("throw");
-            aclose = Intern("aclose");
-            anext = Intern("__anext__");
-            Asyncio = Py.Import("asyncio");
-            using (var events = Py.Import("asyncio.events")) GetRunningLoop = events.GetAttr("_get_running_loop");
-            EnsureFuture = Asyncio.GetAttr("ensure_future");
-            IsFuture = Asyncio.GetAttr("isfuture");
-            CancelledError = Asyncio.GetAttr("CancelledError");
-            InvalidStateError = Asyncio.GetAttr("InvalidStateError");
-            using (var types = Py.Import("types")) CoroutineType = types.GetAttr("CoroutineType");
-            FutureType = Asyncio.GetAttr("Future");
-            using (var bridge = Py.Run(BridgeSource, fileName: "<asyncioraw bridge>")) RunAndReport = bridge["run_and_report"];
-            if (PythonLibrary.Minor >= 12) EagerTask = Asyncio.GetAttr("Task");
-            ObjectFinalizationHooks.Register(static () => s_ready = false);
-            s_ready = true;
+            if (!s_ready)
+            {
+                built.Publish();
+                if (!s_hookRegistered)
+                {
+                    s_hookRegistered = true;
+                    ObjectFinalizationHooks.Register(static () => s_ready = false);
+                }
+                s_ready = true;
+                return;
+            }
+        }
+        built.Release();
+    }
+
+    /// <summary>One thread's set of the names, built before any of it is published.</summary>
+    private sealed class Names
+    {
+        private PyObject[] _strings = [];
+        private PyObject[] _objects = [];
+        private PyObject? _eagerTask;
+
+        private static readonly string[] s_stringNames =
+        [
+            "create_task", "create_future", "add_done_callback", "remove_done_callback", "result",
+            "cancelled", "done", "cancel", "set_result", "set_exception", "call_soon", "add_reader",
+            "remove_reader", "call_soon_threadsafe", "call_exception_handler", "get_loop", "close",
+            "send", "throw", "aclose", "__anext__",
+        ];
+
+        internal static Names Build()
+        {
+            var names = new Names();
+            var objects = new List<PyObject>();
+            try
+            {
+                foreach (var name in s_stringNames) objects.Add(Intern(name));
+                names._strings = [.. objects];
+                objects.Clear();
+                var asyncio = Py.Import("asyncio");
+                objects.Add(asyncio);
+                using (var events = Py.Import("asyncio.events")) objects.Add(events.GetAttr("_get_running_loop"));
+                objects.Add(asyncio.GetAttr("ensure_future"));
+                objects.Add(asyncio.GetAttr("isfuture"));
+                objects.Add(asyncio.GetAttr("CancelledError"));
+                objects.Add(asyncio.GetAttr("InvalidStateError"));
+                using (var types = Py.Import("types")) objects.Add(types.GetAttr("CoroutineType"));
+                objects.Add(asyncio.GetAttr("Future"));
+                using (var bridge = Py.Run(BridgeSource, fileName: "<asyncioraw bridge>"))
+                {
+                    objects.Add(bridge["run_and_report"]);
+                    objects.Add(bridge["shutdown"]);
+                }
+                if (PythonLibrary.Minor >= 12) names._eagerTask = asyncio.GetAttr("Task");
+                names._objects = [.. objects];
+                return names;
+            }
+            catch
+            {
+                foreach (var o in objects) o.Dispose();
+                names.Release();
+                throw;
+            }
+        }
+
+        internal void Publish()
+        {
+            var s = _strings;
+            (create_task, create_future, add_done_callback, remove_done_callback, result) = (s[0], s[1], s[2], s[3], s[4]);
+            (cancelled, done, cancel, set_result, set_exception, call_soon, add_reader) = (s[5], s[6], s[7], s[8], s[9], s[10], s[11]);
+            (remove_reader, call_soon_threadsafe, call_exception_handler, get_loop, close) = (s[12], s[13], s[14], s[15], s[16]);
+            (send, throw_, aclose, anext) = (s[17], s[18], s[19], s[20]);
+            var o = _objects;
+            (Asyncio, GetRunningLoop, EnsureFuture, IsFuture, CancelledError, InvalidStateError) = (o[0], o[1], o[2], o[3], o[4], o[5]);
+            (CoroutineType, FutureType, RunAndReport, ShutDownLoop) = (o[6], o[7], o[8], o[9]);
+            EagerTask = _eagerTask;
+        }
+
+        /// <summary>Another thread published first (or building failed). Requires the GIL.</summary>
+        internal void Release()
+        {
+            foreach (var s in _strings) s.Dispose();
+            foreach (var o in _objects) o.Dispose();
+            _eagerTask?.Dispose();
         }
     }
 
@@ -84,58 +142,22 @@ internal static unsafe class PyNames
                 report(key, False, e)
             else:
                 report(key, True, result)
+
+        def shutdown(loop):
+            import asyncio
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                for t in tasks:
+                    if not t.cancelled() and t.exception() is not None:
+                        loop.call_exception_handler({
+                            'message': 'unhandled exception during shutdown',
+                            'exception': t.exception(), 'task': t})
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
         """;
 
-    private static Interop.PyObject* Intern(string name)
-    {
-        fixed (byte* p = PythonLibrary.Utf8Z(name))
-        {
-            var s = CPython.PyUnicode_InternFromString(p);
-            return s != null ? s : throw PythonException.Fetch();
-        }
-    }
-
-    /// <summary>obj.name() — new reference or NULL. Requires the GIL.</summary>
-    internal static Interop.PyObject* CallMethod0(Interop.PyObject* obj, Interop.PyObject* name)
-    {
-        var args = stackalloc Interop.PyObject*[1];
-        args[0] = obj;
-        return CPython.PyObject_VectorcallMethod(name, args, 1 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), null);
-    }
-
-    /// <summary>obj.name(arg) — new reference or NULL. Requires the GIL.</summary>
-    internal static Interop.PyObject* CallMethod1(Interop.PyObject* obj, Interop.PyObject* name, Interop.PyObject* arg)
-    {
-        var args = stackalloc Interop.PyObject*[2];
-        args[0] = obj;
-        args[1] = arg;
-        return CPython.PyObject_VectorcallMethod(name, args, 2 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), null);
-    }
-
-    /// <summary>obj.name(a, b) — new reference or NULL. Requires the GIL.</summary>
-    internal static Interop.PyObject* CallMethod2(Interop.PyObject* obj, Interop.PyObject* name, Interop.PyObject* a, Interop.PyObject* b)
-    {
-        var args = stackalloc Interop.PyObject*[3];
-        args[0] = obj;
-        args[1] = a;
-        args[2] = b;
-        return CPython.PyObject_VectorcallMethod(name, args, 3 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), null);
-    }
-
-    /// <summary>Calls and discards the result; throws the Python error. Requires the GIL.</summary>
-    internal static void Check(Interop.PyObject* result)
-    {
-        if (result == null) throw PythonException.Fetch();
-        CPython.Py_DecRef(result);
-    }
-
-    /// <summary>True/False result of a method call. Requires the GIL.</summary>
-    internal static bool CallBool0(Interop.PyObject* obj, Interop.PyObject* name)
-    {
-        var r = CallMethod0(obj, name);
-        if (r == null) throw PythonException.Fetch();
-        bool value = r == CPython.Py_True;
-        CPython.Py_DecRef(r);
-        return value;
-    }
+    private static PyObject Intern(string name) => PyValues.Intern(name);
 }

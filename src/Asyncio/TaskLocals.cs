@@ -1,5 +1,3 @@
-using AsyncioRaw.Interop;
-
 namespace AsyncioRaw.Asyncio;
 
 /// <summary>
@@ -8,7 +6,7 @@ namespace AsyncioRaw.Asyncio;
 /// into .NET. Python awaitables turned into Tasks run in that context, and so do synchronous
 /// Python calls made from continuations on the loop.
 /// </summary>
-public sealed unsafe class TaskLocals
+public sealed class TaskLocals
 {
     private static readonly AsyncLocal<TaskLocals?> s_current = new(OnChanged);
 
@@ -16,35 +14,32 @@ public sealed unsafe class TaskLocals
     // one is always exited before a new one is entered).
     [ThreadStatic] private static PyObject? t_entered;
 
-    // True only while the loop's drain runs .NET continuations directly: there the Python context
-    // stack has nothing of ours or of a Python task above the drain's own context, so entering and
-    // exiting stay balanced. Python calling back into .NET (a task step, a done callback) turns it
-    // off: continuations inlined there already run in a task context copied from the right one.
-    [ThreadStatic] internal static bool t_followExecutionContext;
-
     /// <summary>
     /// .NET switches ExecutionContexts whenever it runs a continuation, and this is told of every
     /// switch that changes the task locals. On the loop thread, holding the GIL, the Python context
     /// follows: synchronous Python calls made by that .NET code see the caller's context variables,
-    /// wherever the continuation was queued from. Must never throw (it runs inside the switch).
+    /// wherever the continuation was queued from. Only while a loop's drain runs .NET continuations
+    /// directly (<see cref="Callbacks.FollowExecutionContext"/>): there the Python context stack has
+    /// nothing of ours or of a Python task above the drain's own context, so entering and exiting
+    /// stay balanced. Must never throw (it runs inside the switch).
     /// </summary>
     private static void OnChanged(AsyncLocalValueChangedArgs<TaskLocals?> args)
     {
         try
         {
-            if (!t_followExecutionContext || !Gil.HeldByUs || !PythonRuntime.IsInitialized) return;
+            if (!Callbacks.FollowExecutionContext || !Gil.HeldByUs || !PythonRuntime.IsInitialized) return;
             var entered = t_entered;
             var next = args.CurrentValue;
             if (entered != null && ReferenceEquals(next?.ContextIfCaptured, entered)) return;
             if (entered != null)
             {
                 t_entered = null;
-                if (!entered.IsDisposed && CPython.PyContext_Exit(entered.Handle) != 0) CPython.PyErr_Clear();
+                if (!entered.IsDisposed) PyContextApi.Exit(PyBorrowed.Of(entered));
             }
             if (next?.ContextIfCaptured is { IsDisposed: false } context && next.Loop.IsOnLoopThread)
             {
-                if (CPython.PyContext_Enter(context.Handle) == 0) t_entered = context;
-                else CPython.PyErr_Clear(); // already entered further down: it is current anyway
+                if (PyContextApi.TryEnter(PyBorrowed.Of(context))) t_entered = context;
+                // else: already entered further down, so it is current anyway
             }
         }
         catch (Exception e)
@@ -79,7 +74,7 @@ public sealed unsafe class TaskLocals
         get
         {
             if (_context is null && !_sealed && Gil.HeldByUs)
-                _context = PyObject.StealOrThrow(CPython.PyContext_CopyCurrent());
+                _context = PyContextApi.CopyCurrent().MoveToObject();
             return _context;
         }
     }

@@ -128,7 +128,7 @@ public sealed unsafe partial class PyObject : IDisposable
 /// A borrowed reference: valid only while its owner keeps the object alive. It cannot be disposed
 /// and, as a ref struct, cannot be stored on the heap; <see cref="ToOwned"/> makes an owned one.
 /// </summary>
-public readonly unsafe ref struct PyBorrowed
+public readonly unsafe ref partial struct PyBorrowed
 {
     internal readonly Interop.PyObject* Pointer;
 

@@ -24,7 +24,7 @@ internal static class LoopRunner
             gc.collect()
         """;
 
-    private static readonly Lazy<PyObject> s_helpers = new(() => Py.Run(Helpers, fileName: "<asyncioraw testing>"));
+    private static readonly PythonLazy s_helpers = new(() => Py.Run(Helpers, fileName: "<asyncioraw testing>"));
 
     /// <summary>Runs <paramref name="body"/> on a fixture's shared loop thread and waits for it here
     /// (this thread is not the loop's). Tasks may outlive a test on a shared loop by design, so
@@ -49,7 +49,8 @@ internal static class LoopRunner
         using var asyncio = Py.Import("asyncio");
         using var loop = asyncio.CallMethod("new_event_loop");
         using (asyncio.CallMethod("set_event_loop", loop)) { }
-        using var reported = s_helpers.Value["prepare"].Call(loop, options.Debug);
+        using var prepare = s_helpers.Value["prepare"];
+        using var reported = prepare.Call(loop, options.Debug);
         Exception? failure = null;
         try
         {
@@ -66,12 +67,14 @@ internal static class LoopRunner
         }
         if (options.FailOnPendingTasks && failure is null)
         {
-            using var pending = s_helpers.Value["pending"].Call(loop);
+            using var pendingFn = s_helpers.Value["pending"];
+            using var pending = pendingFn.Call(loop);
             foreach (var task in (List<object?>)pending.ToClr()!)
                 problems.Add($"Python task left pending: {task}");
         }
         AsyncioRaw.Asyncio.Asyncio.ShutDown(loop);
-        using (s_helpers.Value["collect"].Call()) { } // unretrieved task exceptions are reported when collected
+        using (var collect = s_helpers.Value["collect"])
+        using (collect.Call()) { } // unretrieved task exceptions are reported when collected
         foreach (var message in (List<object?>)reported.ToClr()!)
             problems.Add($"Python reported: {message}");
         using (loop.CallMethod("close")) { }

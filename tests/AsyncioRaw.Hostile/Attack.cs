@@ -82,8 +82,11 @@ internal static class Outcome
     /// <summary>
     /// Runs <paramref name="operation"/> <paramref name="warmup"/> times, then <paramref name="count"/>
     /// more, and reports the growth per operation over the second window: process RSS (bytes),
-    /// managed heap (bytes) and Python's <c>len(gc.get_objects())</c> (objects). Call with the GIL
-    /// not held.
+    /// managed heap (bytes), Python's <c>len(gc.get_objects())</c> (objects), and native memory
+    /// (bytes: RSS less the memory the .NET GC has committed, so that the managed heap growing
+    /// its budget is not mistaken for a native leak), and Python's <c>sys.getallocatedblocks()</c>
+    /// (blocks: catches leaked objects the cyclic GC does not track, such as ints and strings).
+    /// Call with the GIL not held.
     /// </summary>
     internal static LeakFigures MeasureLeak(string name, Action operation, int warmup, int count)
     {
@@ -94,31 +97,39 @@ internal static class Outcome
         var figures = new LeakFigures(
             (double)(after.Rss - before.Rss) / count,
             (double)(after.Heap - before.Heap) / count,
-            (double)(after.Objects - before.Objects) / count);
+            (double)(after.Objects - before.Objects) / count,
+            (double)(after.Rss - after.Committed - (before.Rss - before.Committed)) / count,
+            (double)(after.Blocks - before.Blocks) / count);
         Report($"{name}.rss_per_op", figures.RssPerOp.ToString("F1"));
         Report($"{name}.heap_per_op", figures.HeapPerOp.ToString("F1"));
         Report($"{name}.objects_per_op", figures.ObjectsPerOp.ToString("F3"));
+        Report($"{name}.native_per_op", figures.NativePerOp.ToString("F1"));
+        Report($"{name}.blocks_per_op", figures.BlocksPerOp.ToString("F3"));
         return figures;
     }
 
-    private static (long Rss, long Heap, long Objects) Sample()
+    private static (long Rss, long Heap, long Objects, long Committed, long Blocks) Sample()
     {
         for (int i = 0; i < 3; i++)
         {
             GC.Collect();
             GC.WaitForPendingFinalizers();
         }
-        long objects;
+        long objects, blocks;
         using (Gil.Acquire())
         {
             using var gc = Py.Import("gc");
             using (gc.CallMethod("collect")) { }
             using var all = gc.CallMethod("get_objects");
             objects = all.Length;
+            using var sys = Py.Import("sys");
+            using var allocated = sys.CallMethod("getallocatedblocks");
+            blocks = allocated.As<long>();
         }
         using var self = Process.GetCurrentProcess();
         self.Refresh();
-        return (self.WorkingSet64, GC.GetTotalMemory(forceFullCollection: true), objects);
+        long heap = GC.GetTotalMemory(forceFullCollection: true);
+        return (self.WorkingSet64, heap, objects, GC.GetGCMemoryInfo(GCKind.Any).TotalCommittedBytes, blocks);
     }
 
     /// <summary>A Python function defined from source (module-level code in a fresh namespace).</summary>
@@ -132,4 +143,4 @@ internal static class Outcome
     internal static EventLoopThread StartLoopThread() => new();
 }
 
-internal readonly record struct LeakFigures(double RssPerOp, double HeapPerOp, double ObjectsPerOp);
+internal readonly record struct LeakFigures(double RssPerOp, double HeapPerOp, double ObjectsPerOp, double NativePerOp, double BlocksPerOp);

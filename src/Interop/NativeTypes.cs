@@ -1,16 +1,17 @@
 using System.Runtime.InteropServices;
 using AsyncioRaw.Interop;
 
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 // Two small Python types of our own, made with PyType_FromSpec (no C shim). Their instance layout
 // is ours: the object header (whose 16-byte size native-headers checks) followed by our fields.
 
 [StructLayout(LayoutKind.Sequential)]
-internal struct HandleBoxObject
+internal unsafe struct HandleBoxObject
 {
     public Interop.PyObject ob_base;
     public nint gchandle;
+    public PyMethodDef* ownedDef; // the def of the one function whose self this is, or NULL
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -31,33 +32,43 @@ internal static unsafe class NativeTypes
     /// finished. Awaiting it returns (or raises) at once, with no loop iteration.</summary>
     internal static PyTypeObject* Ready;
 
-    private static readonly object s_lock = new();
+    // Guards only the publication of the two types, never a call into Python: creating a type can
+    // run a garbage collection, and with it __del__ code that hands the GIL to another thread.
+    private static readonly object s_publish = new();
 
     /// <summary>Requires the GIL.</summary>
     internal static void EnsureReady()
     {
         if (Ready != null) return;
-        lock (s_lock)
+        var handleBox = MakeType("asyncioraw.Handle", sizeof(HandleBoxObject),
+            "A .NET object kept alive for Python.",
+            [(CPython.Py_tp_dealloc, (nint)(delegate* unmanaged<Interop.PyObject*, void>)&HandleBoxDealloc)]);
+        var slots = new List<(int, nint)>
         {
-            if (Ready != null) return;
-            HandleBox = MakeType("asyncioraw.Handle", sizeof(HandleBoxObject),
-                "A .NET object kept alive for Python.",
-                [(CPython.Py_tp_dealloc, (nint)(delegate* unmanaged<Interop.PyObject*, void>)&HandleBoxDealloc)]);
-            var slots = new List<(int, nint)>
+            (CPython.Py_tp_dealloc, (nint)(delegate* unmanaged<Interop.PyObject*, void>)&ReadyDealloc),
+            (CPython.Py_am_await, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyAwait),
+            (CPython.Py_tp_iter, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyAwait),
+            (CPython.Py_tp_iternext, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyNext),
+        };
+        // am_send (3.10+) hands the result back without a StopIteration object where the
+        // interpreter uses it (3.10, 3.11); 3.12+ goes through tp_iternext.
+        if (PythonLibrary.Minor >= 10)
+            slots.Add((CPython.Py_am_send, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject**, int>)&ReadySend));
+        var ready = MakeType("asyncioraw.ReadyAwaitable", sizeof(ReadyObject),
+            "The result of a .NET Task that had already completed.", slots);
+        lock (s_publish)
+        {
+            if (Ready == null)
             {
-                (CPython.Py_tp_dealloc, (nint)(delegate* unmanaged<Interop.PyObject*, void>)&ReadyDealloc),
-                (CPython.Py_am_await, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyAwait),
-                (CPython.Py_tp_iter, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyAwait),
-                (CPython.Py_tp_iternext, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyNext),
-            };
-            // am_send (3.10+) hands the result back without a StopIteration object where the
-            // interpreter uses it (3.10, 3.11); 3.12+ goes through tp_iternext.
-            if (PythonLibrary.Minor >= 10)
-                slots.Add((CPython.Py_am_send, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject**, int>)&ReadySend));
-            Ready = MakeType("asyncioraw.ReadyAwaitable", sizeof(ReadyObject),
-                "The result of a .NET Task that had already completed.", slots);
-            ObjectFinalizationHooks.Register(static () => { Ready = null; HandleBox = null; });
+                HandleBox = handleBox;
+                Ready = ready;
+                ObjectFinalizationHooks.Register(static () => { Ready = null; HandleBox = null; });
+                return;
+            }
         }
+        // Another thread published first; nothing was made from these.
+        CPython.Py_DecRef((Interop.PyObject*)handleBox);
+        CPython.Py_DecRef((Interop.PyObject*)ready);
     }
 
     private static PyTypeObject* MakeType(string name, int basicSize, string doc, List<(int Slot, nint Func)> slots)
@@ -88,13 +99,21 @@ internal static unsafe class NativeTypes
 
     // ---- Handle boxes ----
 
-    /// <summary>New reference. Requires the GIL.</summary>
-    internal static Interop.PyObject* Box(object target)
+    /// <summary>New reference. <paramref name="ownedDef"/>, if given, is freed with the box. Requires the GIL.</summary>
+    internal static Interop.PyObject* Box(object target, PyMethodDef* ownedDef = null)
     {
         var o = CPython.PyType_GenericAlloc(HandleBox, 0);
         if (o == null) throw PythonException.Fetch();
         ((HandleBoxObject*)o)->gchandle = GCHandle.ToIntPtr(GCHandle.Alloc(target));
+        ((HandleBoxObject*)o)->ownedDef = ownedDef;
         return o;
+    }
+
+    internal static void FreeDef(PyMethodDef* def)
+    {
+        NativeMemory.Free(def->ml_name);
+        NativeMemory.Free(def->ml_doc);
+        NativeMemory.Free(def);
     }
 
     /// <summary>The boxed target, or null when <paramref name="o"/> is not a box. Requires the GIL.</summary>
@@ -113,6 +132,8 @@ internal static unsafe class NativeTypes
             var box = (HandleBoxObject*)self;
             if (box->gchandle != 0) GCHandle.FromIntPtr(box->gchandle).Free();
             box->gchandle = 0;
+            if (box->ownedDef != null) FreeDef(box->ownedDef);
+            box->ownedDef = null;
         }
         catch (Exception e) { CallbackFailure.Report("freeing a handle box", e); }
         FreeInstance(self);
@@ -127,19 +148,21 @@ internal static unsafe class NativeTypes
 
     // ---- Ready awaitables ----
 
-    /// <summary>New reference. Steals <paramref name="value"/> (or <paramref name="exception"/>). Requires the GIL.</summary>
-    internal static Interop.PyObject* NewReady(Interop.PyObject* value, Interop.PyObject* exception)
+    /// <summary>An awaitable that returns <paramref name="value"/> (or raises <paramref name="exception"/>)
+    /// as soon as it is awaited. Takes both references. Requires the GIL.</summary>
+    internal static NewReference NewReady(NewReference value, NewReference exception)
     {
+        EnsureReady();
         var o = CPython.PyType_GenericAlloc(Ready, 0);
         if (o == null)
         {
-            if (value != null) CPython.Py_DecRef(value);
-            if (exception != null) CPython.Py_DecRef(exception);
+            value.Dispose();
+            exception.Dispose();
             throw PythonException.Fetch();
         }
-        ((ReadyObject*)o)->value = value;
-        ((ReadyObject*)o)->exception = exception;
-        return o;
+        ((ReadyObject*)o)->value = value.Steal();
+        ((ReadyObject*)o)->exception = exception.Steal();
+        return new NewReference(o);
     }
 
     [UnmanagedCallersOnly]

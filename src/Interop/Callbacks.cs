@@ -1,0 +1,214 @@
+using System.Runtime.InteropServices;
+using AsyncioRaw.Interop;
+
+namespace AsyncioRaw;
+
+/// <summary>A callback Python calls with no arguments (call_soon, add_reader, signal handlers).</summary>
+internal abstract class NoArgsCallback
+{
+    internal abstract void Invoke();
+}
+
+/// <summary>A callback Python calls with one argument (done callbacks, weakref callbacks).</summary>
+internal abstract class OneArgCallback
+{
+    internal abstract void Invoke(PyBorrowed arg);
+}
+
+/// <summary>A .NET function Python calls with positional and keyword arguments (vectorcall).</summary>
+internal abstract class FastCallTarget
+{
+    /// <summary>Returns the result (a new reference); may throw (the trampoline raises it into Python).</summary>
+    internal abstract NewReference Invoke(PyArgs args);
+}
+
+/// <summary>The arguments of a vectorcall, borrowed for the duration of the call.</summary>
+internal readonly unsafe ref struct PyArgs
+{
+    private readonly Interop.PyObject** _args;
+    private readonly Interop.PyObject* _kwnames;
+
+    internal PyArgs(Interop.PyObject** args, nint count, Interop.PyObject* kwnames)
+    {
+        _args = args;
+        Count = count;
+        _kwnames = kwnames;
+    }
+
+    /// <summary>The number of positional arguments.</summary>
+    public nint Count { get; }
+
+    public PyBorrowed this[nint index] =>
+        (ulong)index < (ulong)Count ? new(_args[index]) : throw new ArgumentOutOfRangeException(nameof(index));
+
+    public bool HasKeywords => _kwnames != null && CPython.PyTuple_Size(_kwnames) > 0;
+
+    /// <summary>Refuses anything but <paramref name="expected"/> positional arguments.</summary>
+    public void ExpectPositional(int expected, string what)
+    {
+        if (HasKeywords) throw new ArgumentException($"{what} takes no keyword arguments");
+        if (Count != expected) throw new ArgumentException($"{what} takes {expected} positional argument(s) but {Count} were given");
+    }
+}
+
+/// <summary>
+/// Builtin function objects whose self is a handle box around a .NET callback. The trampolines
+/// are the only places Python enters .NET: they record the GIL as held, catch every exception and
+/// turn it into a Python exception (a managed exception escaping into native code ends the process).
+/// </summary>
+internal static unsafe class Callbacks
+{
+    /// <summary>
+    /// True only while a loop's drain runs .NET continuations directly (see TaskLocals): there the
+    /// Python context may follow .NET's ExecutionContext switches. Every entry from Python turns it
+    /// off for the code it runs, and restores it on the way out.
+    /// </summary>
+    [ThreadStatic] internal static bool FollowExecutionContext;
+
+    private static PyMethodDef* s_noArgs;
+    private static PyMethodDef* s_oneArg;
+    private static PyMethodDef* s_fastCall;
+
+    /// <summary>A builtin function that calls <paramref name="target"/>. Requires the GIL.</summary>
+    internal static NewReference NoArgs(NoArgsCallback target) => Create(ref s_noArgs, "dotnet_callback", CPython.METH_NOARGS,
+        (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&NoArgsTrampoline, target);
+
+    internal static NewReference OneArg(OneArgCallback target) => Create(ref s_oneArg, "dotnet_callback", CPython.METH_O,
+        (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&OneArgTrampoline, target);
+
+    /// <summary>An internal callback taking several arguments (shares one method def).</summary>
+    internal static NewReference FastCall(FastCallTarget target)
+    {
+        var meth = (delegate* unmanaged<Interop.PyObject*, Interop.PyObject**, nint, Interop.PyObject*, Interop.PyObject*>)&FastCallTrampoline;
+        return Create(ref s_fastCall, "dotnet_callback", CPython.METH_FASTCALL | CPython.METH_KEYWORDS,
+            (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)meth, target);
+    }
+
+    /// <summary>A named function; one method def per function, so __name__ is right. The def is
+    /// owned by the function's self (the handle box) and freed with it: CPython's function dealloc
+    /// releases self last of all that reads the def, for exactly this use.</summary>
+    internal static NewReference FastCall(string name, string? doc, FastCallTarget target)
+    {
+        NativeTypes.EnsureReady();
+        var meth = (delegate* unmanaged<Interop.PyObject*, Interop.PyObject**, nint, Interop.PyObject*, Interop.PyObject*>)&FastCallTrampoline;
+        var def = NewDef(name, CPython.METH_FASTCALL | CPython.METH_KEYWORDS,
+            (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)meth, doc);
+        Interop.PyObject* box;
+        try { box = NativeTypes.Box(target, ownedDef: def); }
+        catch
+        {
+            NativeTypes.FreeDef(def);
+            throw;
+        }
+        return NewFunction(def, box);
+    }
+
+    private static NewReference Create(ref PyMethodDef* shared, string name, int flags,
+        delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, object target)
+    {
+        NativeTypes.EnsureReady();
+        if (shared == null)
+        {
+            // Shared by every callback of this kind, so it lives for the process. Two threads may
+            // race here: the loser's def is freed (no function was made from it).
+            var def = NewDef(name, flags, meth, null);
+            fixed (PyMethodDef** slot = &shared)
+                if (Interlocked.CompareExchange(ref *(nint*)slot, (nint)def, 0) != 0) NativeTypes.FreeDef(def);
+        }
+        return NewFunction(shared, NativeTypes.Box(target));
+    }
+
+    private static PyMethodDef* NewDef(string name, int flags, delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, string? doc)
+    {
+        var d = (PyMethodDef*)NativeMemory.AllocZeroed((nuint)sizeof(PyMethodDef));
+        d->ml_name = NativeTypes.NativeString(name);
+        d->ml_meth = meth;
+        d->ml_flags = flags;
+        d->ml_doc = doc is null ? null : NativeTypes.NativeString(doc);
+        return d;
+    }
+
+    /// <summary>Steals <paramref name="box"/> (the function holds it, or it is released).</summary>
+    private static NewReference NewFunction(PyMethodDef* def, Interop.PyObject* box)
+    {
+        var function = CPython.PyCFunction_NewEx(def, box, null);
+        CPython.Py_DecRef(box);
+        return NewReference.OrThrow(function);
+    }
+
+    /// <summary>
+    /// What every entry from Python does around the .NET code: record that this thread holds the
+    /// GIL, and stop the Python context from following ExecutionContext switches in nested code
+    /// (see TaskLocals); restore both on the way out.
+    /// </summary>
+    private readonly ref struct CallbackScope
+    {
+        private readonly int _depth;
+        private readonly bool _followed;
+
+        public CallbackScope()
+        {
+            _depth = Gil.EnterCallback();
+            _followed = FollowExecutionContext;
+            FollowExecutionContext = false;
+        }
+
+        public void Dispose()
+        {
+            FollowExecutionContext = _followed;
+            Gil.ExitCallback(_depth);
+        }
+    }
+
+    // No managed exception may leave these: it would end the process. Each one becomes the
+    // pending Python exception and the call returns NULL, as C functions do.
+
+    [UnmanagedCallersOnly]
+    private static Interop.PyObject* NoArgsTrampoline(Interop.PyObject* self, Interop.PyObject* unused)
+    {
+        using var scope = new CallbackScope();
+        try
+        {
+            ((NoArgsCallback)NativeTypes.Unbox(self)!).Invoke();
+            return NewReference.None().Steal();
+        }
+        catch (Exception e)
+        {
+            ExceptionBridge.Raise(e);
+            return null;
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static Interop.PyObject* OneArgTrampoline(Interop.PyObject* self, Interop.PyObject* arg)
+    {
+        using var scope = new CallbackScope();
+        try
+        {
+            ((OneArgCallback)NativeTypes.Unbox(self)!).Invoke(new PyBorrowed(arg));
+            return NewReference.None().Steal();
+        }
+        catch (Exception e)
+        {
+            ExceptionBridge.Raise(e);
+            return null;
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static Interop.PyObject* FastCallTrampoline(Interop.PyObject* self, Interop.PyObject** args, nint nargsf, Interop.PyObject* kwnames)
+    {
+        using var scope = new CallbackScope();
+        try
+        {
+            nint nargs = (nint)((ulong)nargsf & ~CPython.PY_VECTORCALL_ARGUMENTS_OFFSET);
+            var result = ((FastCallTarget)NativeTypes.Unbox(self)!).Invoke(new PyArgs(args, nargs, kwnames));
+            return result.IsNull ? throw new InvalidOperationException("a .NET callback returned no object") : result.Steal();
+        }
+        catch (Exception e)
+        {
+            ExceptionBridge.Raise(e);
+            return null;
+        }
+    }
+}
