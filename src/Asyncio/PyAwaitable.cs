@@ -75,6 +75,7 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
     private Exception? _error;   // reported by run_and_report, or from Begin
     private volatile bool _pythonDone;
     private volatile bool _cancelRequested;
+    private bool _reportsOutcome; // a coroutine run by run_and_report, rather than a future we watch
 
     internal AwaitOperation(EventLoop loop, PyObject? context)
     {
@@ -179,6 +180,7 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
                 if (entered) PyContextApi.Exit(PyBorrowed.Of(_context!));
             }
         }
+        _reportsOutcome = true;
         if (_pythonDone) task.Dispose(); // reported during the eager first step
         else _future.Set(ref task);
     }
@@ -247,6 +249,7 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
     /// <summary>A future's done callback (loop thread, GIL).</summary>
     internal override void Invoke(PyBorrowed future)
     {
+        if (_pythonDone) return; // reported already (see CancelFuture)
         // Python code can reach this callback (future._callbacks): only our own future completes us.
         if (_future.IsNull || !future.Is(_future.Borrow()))
             throw new InvalidCastException("this done callback belongs to another future");
@@ -316,7 +319,13 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
     private void CancelFuture()
     {
         if (_pythonDone || _future.IsNull) return; // not begun yet: Begin sees _cancelRequested
-        _future.Borrow().TryCallMethod(PyNames.cancel);
+        var future = _future.Borrow();
+        if (!future.TryCallMethod(PyNames.cancel) || !_reportsOutcome) return;
+        // A task cancelled before its first step throws CancelledError into run_and_report before
+        // its try block: nothing would ever report. Its done callback ends the await then (and
+        // finds it already reported in every other case).
+        using var callback = Callbacks.OneArg(this);
+        future.TryCallMethod(PyNames.add_done_callback, callback.Borrow());
     }
 
     /// <summary>Loop thread (or the thread that collected an adopted loop), GIL.</summary>

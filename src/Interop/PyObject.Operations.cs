@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Text;
 using AsyncioRaw.Interop;
 
 namespace AsyncioRaw;
@@ -38,21 +37,20 @@ public sealed unsafe partial class PyObject
     public void SetAttr(string name, object? value)
     {
         using var gil = Gil.Acquire();
+        var n = Utf8Z.Encode(name, nameof(name));
         var v = PyConvert.ToPythonRaw(value);
         int rc;
-        fixed (byte* n = PythonLibrary.Utf8Z(name)) rc = CPython.PyObject_SetAttrString(Handle, n, v);
+        fixed (byte* p = n) rc = CPython.PyObject_SetAttrString(Handle, p, v);
         CPython.Py_DecRef(v);
         PythonException.ThrowIfMinusOne(rc);
     }
 
-    /// <summary>New reference or NULL with an exception set. Requires the GIL.</summary>
+    /// <summary>New reference or NULL with an exception set; throws ArgumentException for a
+    /// name C cannot carry (see <see cref="Utf8Z"/>). Requires the GIL.</summary>
     internal static Interop.PyObject* GetAttrRaw(Interop.PyObject* o, string name)
     {
-        int max = name.Length * 3 + 1;
-        Span<byte> buffer = max <= 256 ? stackalloc byte[256] : new byte[max];
-        int n = Encoding.UTF8.GetBytes(name, buffer);
-        buffer[n] = 0;
-        fixed (byte* p = buffer) return CPython.PyObject_GetAttrString(o, p);
+        var z = Utf8Z.Encode(name, stackalloc byte[256], nameof(name));
+        fixed (byte* p = z) return CPython.PyObject_GetAttrString(o, p);
     }
 
     /// <summary><c>self[key]</c>.</summary>
@@ -234,9 +232,10 @@ public sealed unsafe partial class PyObject
             if (dict == null) throw PythonException.Fetch();
             foreach (var (key, value) in kwargs)
             {
+                var name = Utf8Z.Encode(key, nameof(kwargs));
                 var v = PyConvert.ToPythonRaw(value);
                 int rc;
-                fixed (byte* k = PythonLibrary.Utf8Z(key)) rc = CPython.PyDict_SetItemString(dict, k, v);
+                fixed (byte* k = name) rc = CPython.PyDict_SetItemString(dict, k, v);
                 CPython.Py_DecRef(v);
                 PythonException.ThrowIfMinusOne(rc);
             }

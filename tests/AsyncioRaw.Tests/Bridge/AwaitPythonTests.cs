@@ -46,6 +46,24 @@ public class AwaitPythonTests
         Assert.That(r, Is.EqualTo((5L, 40L, 1001L, 6L, 3L)));
     }
 
+    // Found by the stress run: before 3.12 the await's task takes its first step one loop
+    // iteration later, and a cancel before that step throws into run_and_report before its try
+    // block, so nothing reported and the .NET task hung forever.
+    [Test]
+    public void Cancelling_before_the_first_step_cancels_the_task()
+    {
+        var outcome = Run(async _ =>
+        {
+            using var sleep0 = PythonCode.Get("sleep0");
+            using var cts = new CancellationTokenSource();
+            var task = PyAwaitable.ToTask<long>(sleep0.Call(1), cts.Token);
+            cts.Cancel(); // same loop callback: the Python task has not stepped yet (before 3.12)
+            var first = await Task.WhenAny(task, Task.Delay(5000));
+            return first == task ? task.Status.ToString() : "hung";
+        });
+        Assert.That(outcome, Is.EqualTo("Canceled").Or.EqualTo("RanToCompletion")); // 3.12+ may finish eagerly
+    }
+
     [Test]
     public void An_already_done_future_gives_an_already_completed_task()
     {
