@@ -37,14 +37,22 @@ public static class HeaderCheck
                     found.Add(new Python($"pyenv {Path.GetFileName(dir)}", include, lib));
             }
         }
-        for (int minor = 9; minor <= 13; minor++)
+        // Every system python3.X (and 3.Xd, a debug build's headers) from 3.9 up, by pattern, so a
+        // new release is checked the day its headers are installed.
+        if (Directory.Exists("/usr/include"))
         {
-            var include = $"/usr/include/python3.{minor}";
-            var lib = $"/usr/lib/x86_64-linux-gnu/libpython3.{minor}.so.1.0";
-            if (File.Exists(Path.Combine(include, "Python.h")) && File.Exists(lib))
-                found.Add(new Python($"system 3.{minor}", include, lib));
+            foreach (var include in Directory.GetDirectories("/usr/include", "python3.*"))
+            {
+                var name = Path.GetFileName(include)["python".Length..]; // "3.14", "3.14d"
+                if (PythonLibrary.ParseLibraryName($"libpython{name}.so.1.0") is not { } parsed || parsed.Minor < 9) continue;
+                var lib = $"/usr/lib/x86_64-linux-gnu/libpython{name}.so.1.0";
+                if (File.Exists(Path.Combine(include, "Python.h")) && File.Exists(lib))
+                    found.Add(new Python($"system {name}", include, lib));
+            }
         }
-        return found;
+        return found.OrderBy(p => p.Name.StartsWith("pyenv") ? 0 : 1)
+            .ThenBy(p => PythonLibrary.ParseLibraryName(Path.GetFileName(p.LibraryPath))?.Minor)
+            .ThenBy(p => p.Name, StringComparer.Ordinal).ToList();
     }
 
     /// <summary>The declarations of AsyncioRaw.Interop that bind to libpython.</summary>

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the sample C# module (samples/HashModule, NativeAOT) once, then runs its Python unittest
 # suite on every CPython present: pyenv 3.9-3.13 (shared libpython) and Debian's /usr/bin/python3.11
-# (libpython linked into the executable), plus Debian's python with uvloop when it is installed.
+# (libpython linked into the executable), plus Debian's python with uvloop when it is installed,
+# and Debian sid's 3.13-3.15 and debug builds when the sid root exists (scripts/sid-root.sh).
 # Then packs the module as a wheel and pip-installs it into a fresh venv (default python3 and
 # Debian's). Prints one line per Python and a last line "module tests: N passed, N failed".
 # Needs a C toolchain for NativeAOT's link step (gcc is enough; clang is used when present).
@@ -66,6 +67,22 @@ for py in "${pythons[@]}"; do
 done
 if [ -x /usr/bin/python3.11 ] && /usr/bin/python3.11 -c "import uvloop" 2>/dev/null; then
   run_suite /usr/bin/python3.11 "$(/usr/bin/python3.11 -c 'import platform, uvloop; print(platform.python_version(), "uvloop", uvloop.__version__)') /usr/bin/python3.11" HASHMOD_LOOP=uvloop
+fi
+
+# Debian sid's CPythons (3.13-3.15 and the Py_DEBUG builds of 3.14 and 3.15) need sid's glibc:
+# inside the sid root CI keeps for the .NET suite (scripts/sid-root.sh), with this repository at
+# the same path, so the same hashmod.so is imported there.
+if sid_root=$(bash scripts/sid-root.sh path 2>/dev/null); then
+  repo=$(pwd -P)
+  for name in 3.13 3.14 3.15 3.14d 3.15d; do
+    label="$(chroot "$sid_root" /usr/bin/python$name -c 'import sys; print(sys.version.split()[0] + (" debug (Py_DEBUG)" if hasattr(sys, "gettotalrefcount") else ""))' 2>/dev/null || echo missing) /usr/bin/python$name (Debian sid root)"
+    log="$log_dir/sid-$name.log"
+    bash scripts/sid-root.sh run env PYTHONPATH="$repo/$publish_dir" timeout 600 /usr/bin/python$name \
+      -m unittest discover -s "$repo/samples/HashModule/tests" -v > "$log" 2>&1
+    tally "$log" "$label"
+  done
+else
+  echo "[Debian sid CPython 3.13-3.15] skipped: no sid root (bash scripts/sid-root.sh create)"
 fi
 
 # The wheel: pip installs it into a fresh venv, whose python imports and awaits the module.

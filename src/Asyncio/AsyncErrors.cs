@@ -7,9 +7,11 @@ internal static class AsyncErrors
     /// Requires the GIL.</summary>
     internal static Exception Fetch() => ForAwait(PythonException.Fetch());
 
-    internal static Exception ForAwait(Exception e) =>
+    /// <summary><paramref name="token"/>: that of the Task the exception will end, if any (see
+    /// <see cref="PythonCancelledException"/>).</summary>
+    internal static Exception ForAwait(Exception e, CancellationToken token = default) =>
         e is PythonException pe && IsCancelledError(pe)
-            ? new OperationCanceledException($"The Python awaitable was cancelled ({pe.Message}).", pe)
+            ? new PythonCancelledException($"The Python awaitable was cancelled ({pe.Message}).", pe, token)
             : e;
 
     private static bool IsCancelledError(PythonException e)
@@ -19,8 +21,16 @@ internal static class AsyncErrors
         catch (Exception) { return false; } // isinstance() raising means it is not one we can tell
     }
 
-    /// <summary>The .NET exception a faulted or canceled task ended with.</summary>
-    internal static Exception Of(Task task) =>
-        task.IsCanceled ? new OperationCanceledException("The .NET task was canceled.")
-        : task.Exception!.InnerExceptions.Count == 1 ? task.Exception.InnerExceptions[0] : task.Exception;
+    /// <summary>The .NET exception a faulted or canceled task ended with: for a canceled one, the
+    /// OperationCanceledException it was canceled with (a PythonCancelledException stays one).</summary>
+    internal static Exception Of(Task task)
+    {
+        if (task.IsCanceled)
+        {
+            try { task.GetAwaiter().GetResult(); }
+            catch (OperationCanceledException e) { return e; }
+            return new OperationCanceledException("The .NET task was canceled.");
+        }
+        return task.Exception!.InnerExceptions.Count == 1 ? task.Exception.InnerExceptions[0] : task.Exception;
+    }
 }

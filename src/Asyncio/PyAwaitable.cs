@@ -202,12 +202,9 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
         {
             try
             {
-                if (value.IsInstanceOf(PyNames.CancelledError))
-                {
-                    _cts.Cancel();
-                    return;
-                }
-                _error = PyErrorState.ToException(value);
+                // A CancelledError stays inside the canceled Task, so that .NET code that lets it
+                // propagate back into Python re-raises Python's own CancelledError.
+                _error = AsyncErrors.ForAwait(PyErrorState.ToException(value), _cts.Token);
             }
             catch (Exception e)
             {
@@ -289,6 +286,7 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
     /// <summary>The task's body: runs on the loop thread when Python is done, with the GIL.</summary>
     private T TakeResult()
     {
+        if (_error is PythonCancelledException) _cts.Cancel(); // the Task ends Canceled, with this exception
         if (_error != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_error); // keeps its stack trace
         var result = _result.Take();
         if (result.IsNull)

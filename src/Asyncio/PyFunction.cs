@@ -41,8 +41,20 @@ public static unsafe class PyFunction
         if (args.HasKeywords)
             throw new ArgumentException("this .NET function takes no keyword arguments");
         var values = new object?[args.Count];
-        for (nint i = 0; i < args.Count; i++) values[i] = args[i].ToClr();
-        return values;
+        nint converted = 0;
+        try
+        {
+            // Each argument is bounded in depth and checked for cycles by PyConvert: a
+            // self-containing or too deeply nested one raises ValueError/RecursionError in Python.
+            for (; converted < args.Count; converted++) values[converted] = args[converted].ToClr();
+            return values;
+        }
+        finally
+        {
+            // On failure, release the references already taken now rather than at finalization.
+            if (converted < args.Count)
+                for (nint i = 0; i < converted; i++) (values[i] as IDisposable)?.Dispose();
+        }
     }
 
     /// <summary>

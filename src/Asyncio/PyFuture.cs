@@ -138,7 +138,9 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
                 return;
             }
         }
-        if (error is OperationCanceledException)
+        // Only a cancellation Python asked for (it cancelled the token we own) cancels the future;
+        // any other OperationCanceledException (a .NET timeout) is an exception Python can catch.
+        if (error is OperationCanceledException && _cts is { IsCancellationRequested: true })
         {
             using (f.CallMethod(PyNames.cancel)) { }
             return;

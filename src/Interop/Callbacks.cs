@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using AsyncioRaw.Interop;
 
@@ -69,6 +70,36 @@ internal static unsafe class Callbacks
     private static PyMethodDef* s_oneArg;
     private static PyMethodDef* s_fastCall;
 
+    // A forked child refuses callbacks (see Gil.EnterCallback) but still enters a trampoline to do
+    // so: compiling or first-binding one there writes the CLR's code memory, which is shared with
+    // the parent (W^X double mapping) and corrupted it. So each trampoline runs once here, before
+    // Python can hold a callback; AggressiveOptimization keeps them untiered afterwards.
+    private static bool s_warmedUp;
+
+    private sealed class NoOp : NoArgsCallback
+    {
+        internal override void Invoke() { }
+    }
+
+    private sealed class NoOpOneArg : OneArgCallback
+    {
+        internal override void Invoke(PyBorrowed arg) { }
+    }
+
+    private sealed class NoOpFastCall : FastCallTarget
+    {
+        internal override NewReference Invoke(PyArgs args) => NewReference.None();
+    }
+
+    /// <summary>Requires the GIL.</summary>
+    private static void WarmUp()
+    {
+        s_warmedUp = true;
+        using (var f = NoArgs(new NoOp())) using (f.Borrow().Call()) { }
+        using (var f = OneArg(new NoOpOneArg())) using (f.Borrow().CallOne(PyBorrowed.None)) { }
+        using (var f = FastCall(new NoOpFastCall())) using (f.Borrow().CallOne(PyBorrowed.None)) { }
+    }
+
     /// <summary>A builtin function that calls <paramref name="target"/>. Requires the GIL.</summary>
     internal static NewReference NoArgs(NoArgsCallback target) => Create(ref s_noArgs, "dotnet_callback", CPython.METH_NOARGS,
         (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&NoArgsTrampoline, target);
@@ -90,6 +121,7 @@ internal static unsafe class Callbacks
     internal static NewReference FastCall(string name, string? doc, FastCallTarget target)
     {
         NativeTypes.EnsureReady();
+        if (!s_warmedUp) WarmUp();
         var meth = (delegate* unmanaged<Interop.PyObject*, Interop.PyObject**, nint, Interop.PyObject*, Interop.PyObject*>)&FastCallTrampoline;
         var def = NewDef(name, CPython.METH_FASTCALL | CPython.METH_KEYWORDS,
             (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)meth, doc);
@@ -107,6 +139,7 @@ internal static unsafe class Callbacks
         delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, object target)
     {
         NativeTypes.EnsureReady();
+        if (!s_warmedUp) WarmUp();
         if (shared == null)
         {
             // Shared by every callback of this kind, so it lives for the process. Two threads may
@@ -120,11 +153,14 @@ internal static unsafe class Callbacks
 
     private static PyMethodDef* NewDef(string name, int flags, delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, string? doc)
     {
+        // Refused before anything is allocated: a name or doc with an embedded NUL.
+        Utf8Z.ThrowIfNul(name, nameof(name));
+        if (doc != null) Utf8Z.ThrowIfNul(doc, nameof(doc));
         var d = (PyMethodDef*)NativeMemory.AllocZeroed((nuint)sizeof(PyMethodDef));
         d->ml_name = NativeTypes.NativeString(name);
         d->ml_meth = meth;
         d->ml_flags = flags;
-        d->ml_doc = doc is null ? null : NativeTypes.NativeString(doc);
+        d->ml_doc = doc is null ? null : NativeTypes.NativeString(doc, nameof(doc));
         return d;
     }
 
@@ -139,7 +175,8 @@ internal static unsafe class Callbacks
     /// <summary>
     /// What every entry from Python does around the .NET code: record that this thread holds the
     /// GIL, and stop the Python context from following ExecutionContext switches in nested code
-    /// (see TaskLocals); restore both on the way out.
+    /// (see TaskLocals); restore both on the way out. <see cref="Refused"/>: the .NET code must not
+    /// run (a forked child, or Python finalizing); the Python error is set, return NULL.
     /// </summary>
     private readonly ref struct CallbackScope
     {
@@ -149,12 +186,16 @@ internal static unsafe class Callbacks
         public CallbackScope()
         {
             _depth = Gil.EnterCallback();
+            if (_depth == Gil.CallbackRefused) return;
             _followed = FollowExecutionContext;
             FollowExecutionContext = false;
         }
 
+        public bool Refused => _depth == Gil.CallbackRefused;
+
         public void Dispose()
         {
+            if (_depth == Gil.CallbackRefused) return;
             FollowExecutionContext = _followed;
             Gil.ExitCallback(_depth);
         }
@@ -163,10 +204,11 @@ internal static unsafe class Callbacks
     // No managed exception may leave these: it would end the process. Each one becomes the
     // pending Python exception and the call returns NULL, as C functions do.
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Interop.PyObject* NoArgsTrampoline(Interop.PyObject* self, Interop.PyObject* unused)
     {
         using var scope = new CallbackScope();
+        if (scope.Refused) return null;
         try
         {
             ((NoArgsCallback)NativeTypes.Unbox(self)!).Invoke();
@@ -179,10 +221,11 @@ internal static unsafe class Callbacks
         }
     }
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Interop.PyObject* OneArgTrampoline(Interop.PyObject* self, Interop.PyObject* arg)
     {
         using var scope = new CallbackScope();
+        if (scope.Refused) return null;
         try
         {
             ((OneArgCallback)NativeTypes.Unbox(self)!).Invoke(new PyBorrowed(arg));
@@ -195,10 +238,11 @@ internal static unsafe class Callbacks
         }
     }
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Interop.PyObject* FastCallTrampoline(Interop.PyObject* self, Interop.PyObject** args, nint nargsf, Interop.PyObject* kwnames)
     {
         using var scope = new CallbackScope();
+        if (scope.Refused) return null;
         try
         {
             nint nargs = (nint)((ulong)nargsf & ~CPython.PY_VECTORCALL_ARGUMENTS_OFFSET);

@@ -1,3 +1,4 @@
+using System.Text;
 using AsyncioRaw.Interop;
 
 namespace AsyncioRaw;
@@ -5,12 +6,16 @@ namespace AsyncioRaw;
 /// <summary>
 /// .NET exceptions into Python: a Python exception whose message names the .NET type and
 /// message, with <c>dotnet_type</c>, <c>dotnet_message</c>, <c>dotnet_stack_trace</c> attributes
-/// (and a note on 3.11+). OperationCanceledException → asyncio.CancelledError, TimeoutException →
-/// TimeoutError, ArgumentException → ValueError, NotSupported/NotImplemented →
-/// NotImplementedError, KeyNotFoundException → KeyError, InvalidCastException → TypeError,
-/// IndexOutOfRange/ArgumentOutOfRange → IndexError/ValueError; anything else →
-/// <c>asyncioraw.DotNetError</c>. A .NET exception that comes back from Python is the same object,
-/// and a <see cref="PythonException"/> raised into Python is its original Python object.
+/// (and a note on 3.11+). TimeoutException → TimeoutError, ArgumentException → ValueError,
+/// NotSupported/NotImplemented → NotImplementedError, KeyNotFoundException → KeyError,
+/// InvalidCastException → TypeError, IndexOutOfRange/ArgumentOutOfRange → IndexError/ValueError,
+/// InsufficientExecutionStackException → RecursionError; OperationCanceledException →
+/// <c>asyncioraw.DotNetCancelledError</c>, an ordinary Exception (a .NET timeout is not a
+/// cancellation Python asked for; the asyncio layer cancels the future when Python did); anything
+/// else → <c>asyncioraw.DotNetError</c>. A .NET exception that comes back from Python is the same
+/// object; a <see cref="PythonException"/> raised into Python is its original Python object, and so
+/// is the CancelledError inside the OperationCanceledException .NET saw for a cancelled awaitable.
+/// A getter that throws (Message, StackTrace) is reported in its place; conversion never throws.
 /// </summary>
 public static unsafe class ExceptionBridge
 {
@@ -28,17 +33,19 @@ public static unsafe class ExceptionBridge
         class DotNetIndexError(DotNetError, IndexError): pass
         class DotNetTimeoutError(DotNetError, TimeoutError): pass
         class DotNetNotImplementedError(DotNetError, NotImplementedError): pass
+        class DotNetRecursionError(DotNetError, RecursionError): pass
+
+        class DotNetCancelledError(DotNetError):
+            '''A .NET OperationCanceledException that Python did not ask for (a timeout, a token of
+            the .NET code's own). Not an asyncio.CancelledError: `except Exception` catches it.'''
 
         _kinds = {'value': DotNetValueError, 'type': DotNetTypeError, 'key': DotNetKeyError,
                   'index': DotNetIndexError, 'timeout': DotNetTimeoutError,
-                  'notimpl': DotNetNotImplementedError}
+                  'notimpl': DotNetNotImplementedError, 'recursion': DotNetRecursionError,
+                  'cancelled': DotNetCancelledError}
 
         def _make(kind, dotnet_type, message, stack, handle):
-            if kind == 'cancelled':
-                import asyncio
-                exc = asyncio.CancelledError(f'{dotnet_type}: {message}')
-            else:
-                exc = _kinds.get(kind, DotNetError)(f'{dotnet_type}: {message}')
+            exc = _kinds.get(kind, DotNetError)(f'{dotnet_type}: {message}')
             exc.dotnet_type = dotnet_type
             exc.dotnet_message = message
             exc.dotnet_stack_trace = stack
@@ -75,28 +82,16 @@ public static unsafe class ExceptionBridge
         return PyObject.StealOrThrow(ToPythonRaw(exception, 0));
     }
 
-    /// <summary>Sets <paramref name="exception"/> as the pending Python error. Never throws: if even
-    /// that fails, a RuntimeError with the text is raised, and failing that, it is logged. Requires the GIL.</summary>
+    /// <summary>Sets <paramref name="exception"/> as the pending Python error. Never throws and
+    /// always leaves an error set (the converted exception, or the Python error that stopped the
+    /// conversion). Requires the GIL.</summary>
     internal static void Raise(Exception exception)
     {
         try
         {
             var exc = ToPythonRaw(exception, 0);
-            if (exc != null)
-            {
-                PythonException.RestoreRaw(exc);
-                return;
-            }
-        }
-        catch (Exception conversionFailure)
-        {
-            exception = new AggregateException("converting a .NET exception to Python failed", exception, conversionFailure);
-        }
-        try
-        {
-            CPython.PyErr_Clear();
-            fixed (byte* m = PythonLibrary.Utf8Z($"{exception.GetType().FullName}: {exception.Message}"))
-                CPython.PyErr_SetString(CPython.PyExc_RuntimeError, m);
+            if (exc != null) PythonException.RestoreRaw(exc);
+            else if (CPython.PyErr_Occurred() == null) SetFallbackError(exception, null);
         }
         catch (Exception e)
         {
@@ -104,14 +99,34 @@ public static unsafe class ExceptionBridge
         }
     }
 
-    /// <summary>New reference, or NULL with an exception set. Requires the GIL.</summary>
+    /// <summary>New reference, or NULL with a Python exception set. Never throws. Requires the GIL.</summary>
     internal static Interop.PyObject* ToPythonRaw(Exception exception, int depth)
     {
-        if (exception is PythonException pe)
+        try
         {
-            var original = pe.Value.Handle;
-            CPython.Py_IncRef(original);
-            return original;
+            return Convert(exception, depth);
+        }
+        catch (Exception failure)
+        {
+            SetFallbackError(exception, failure);
+            return null;
+        }
+    }
+
+    private static Interop.PyObject* Convert(Exception exception, int depth)
+    {
+        var original = exception switch
+        {
+            PythonException pe => pe.Value,
+            PythonCancelledException pc => pc.CancelledError.Value,
+            _ => null,
+        };
+        if (original is { IsDisposed: false })
+        {
+            // A Python exception goes back as its own object (a disposed one is wrapped below instead).
+            var h = original.Handle;
+            CPython.Py_IncRef(h);
+            return h;
         }
         if (s_make is null) throw new InvalidOperationException("Python is not initialized.");
         string kind = exception switch
@@ -124,24 +139,35 @@ public static unsafe class ExceptionBridge
             KeyNotFoundException => "key",
             IndexOutOfRangeException => "index",
             InvalidCastException => "type",
+            InsufficientExecutionStackException => "recursion",
             _ => "",
         };
-        var handle = ManagedHandle.CreateRaw(exception);
-        if (handle == null) return null;
-        object?[] args = [kind, exception.GetType().FullName, exception.Message, exception.StackTrace ?? ""];
+        // Any getter may be overridden and throw: each field falls back on its own, so Python
+        // always gets the exception (and, through the handle, the same .NET object back).
+        string typeName = exception.GetType().FullName ?? exception.GetType().Name;
+        string message, stack;
+        try { message = exception.Message ?? ""; }
+        catch (Exception e) { message = $"<Message threw {e.GetType().FullName}>"; }
+        try { stack = exception.StackTrace ?? ""; }
+        catch (Exception e) { stack = $"<StackTrace threw {e.GetType().FullName}>"; }
+
         var argv = stackalloc Interop.PyObject*[6];
         int converted = 0;
         Interop.PyObject* exc;
         try
         {
-            for (; converted < 4; converted++) argv[converted + 1] = PyConvert.ToPythonRaw(args[converted]);
-            argv[5] = handle;
+            argv[1] = PyConvert.FromString(kind); converted++;
+            argv[2] = PyConvert.FromString(typeName); converted++;
+            argv[3] = PyConvert.FromString(message); converted++;
+            argv[4] = PyConvert.FromString(stack); converted++;
+            argv[5] = ManagedHandle.CreateRaw(exception);
+            if (argv[5] == null) return null;
+            converted++;
             exc = PyObject.VectorcallRaw(s_make.Handle, argv + 1, 5);
         }
         finally
         {
             for (int i = 0; i < converted; i++) CPython.Py_DecRef(argv[i + 1]);
-            CPython.Py_DecRef(handle);
         }
         if (exc != null && exception.InnerException is { } inner && depth < 32)
         {
@@ -150,6 +176,17 @@ public static unsafe class ExceptionBridge
             else CPython.PyErr_Clear();
         }
         return exc;
+    }
+
+    /// <summary>The last resort when not even a DotNetError could be made (no memory, Python
+    /// finalizing): a RuntimeError naming the .NET type. Never throws.</summary>
+    private static void SetFallbackError(Exception exception, Exception? failure)
+    {
+        string text = $"{exception.GetType().FullName}: the .NET exception could not be converted to Python"
+            + (failure is null ? "" : $" ({failure.GetType().FullName})");
+        CPython.PyErr_Clear();
+        fixed (byte* m = Encoding.UTF8.GetBytes(text.Replace('\0', ' ') + "\0"))
+            CPython.PyErr_SetString(CPython.PyExc_RuntimeError, m);
     }
 
     /// <summary>The .NET exception a Python exception object carries, if it came from .NET.
@@ -166,4 +203,22 @@ public static unsafe class ExceptionBridge
         try { return ManagedHandle.GetRaw(handle) as Exception; }
         finally { CPython.Py_DecRef(handle); }
     }
+}
+
+/// <summary>
+/// What .NET code that awaited a Python awaitable sees when Python cancelled it: an
+/// OperationCanceledException (so .NET cancellation handling applies) whose InnerException is the
+/// Python CancelledError. Raised back into Python, it is that CancelledError again.
+/// </summary>
+internal sealed class PythonCancelledException : OperationCanceledException
+{
+    internal PythonCancelledException(string message, PythonException cancelledError)
+        : base(message, cancelledError) => CancelledError = cancelledError;
+
+    /// <summary>With the token of the Task it ends: thrown from that Task's body once the token is
+    /// cancelled, the Task is Canceled (not Faulted) and awaiting it rethrows this very exception.</summary>
+    internal PythonCancelledException(string message, PythonException cancelledError, CancellationToken token)
+        : base(message, cancelledError, token) => CancelledError = cancelledError;
+
+    public PythonException CancelledError { get; }
 }

@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using AsyncioRaw.Interop;
 
 namespace AsyncioRaw;
@@ -6,31 +8,69 @@ namespace AsyncioRaw;
 /// <summary>
 /// The GIL, per thread. <see cref="Acquire"/> is reentrant and works on any thread, including
 /// thread-pool threads that never touched Python. Each thread gets one Python thread state the
-/// first time, kept for the thread's life, so later acquisitions are a bare
-/// <c>PyEval_RestoreThread</c> instead of creating and deleting a thread state per call.
-/// Guards are ref structs: the compiler refuses to keep one alive across an <c>await</c>.
+/// first time, kept while the thread lives, so later acquisitions are a bare
+/// <c>PyEval_RestoreThread</c> instead of creating and deleting a thread state per call. When the
+/// thread has exited (the GC notices), its thread state is freed by the next thread that takes the
+/// GIL. Guards are ref structs: the compiler refuses to keep one alive across an <c>await</c>.
 /// </summary>
 public static unsafe class Gil
 {
+    /// <summary>How this thread's outermost hold was taken, so that its release undoes exactly that.</summary>
+    internal enum HoldKind : byte
+    {
+        /// <summary>Restored our own thread state (PyEval_RestoreThread / SaveThread).</summary>
+        Own,
+        /// <summary>Found already held (Python called us, or a host holds it): leave it held.</summary>
+        Caller,
+        /// <summary>The thread has a thread state someone else created and will delete (a Python
+        /// thread, a host's C code): borrowed for this hold with PyGILState_Ensure/Release, never kept.</summary>
+        Foreign,
+    }
+
     /// <summary>Everything this library knows about one thread's relation to Python.</summary>
     private sealed class ThreadGil
     {
         // > 0 means "this thread holds the GIL"; callbacks from Python raise it on entry, so a
         // nested Acquire is a field increment.
         public int Depth;
-        // The thread state this thread parks in PyEval_SaveThread; null until first acquired.
+        // The thread state we created for this thread and park in PyEval_SaveThread; null until
+        // first needed. Freed after the thread exits (see ThreadExitWatch).
         public PyThreadState* ThreadState;
-        // The outermost hold was found already taken (Python called us, or a host holds it):
-        // the last release must leave it held.
-        public bool HeldByCaller;
-        // 1 while the thread is inside an outermost hold or waiting for one. Written with a plain
-        // store; PythonRuntime.Shutdown pairs it with a process-wide barrier (an asymmetric
-        // Dekker handshake), so the hot path pays no interlocked instruction.
+        public HoldKind Hold;
+        // 1 while the thread is inside an outermost hold, waiting for one, or inside AllowThreads.
+        // Written with a plain store; PythonRuntime.Shutdown pairs it with a process-wide barrier
+        // (an asymmetric Dekker handshake), so the hot path pays no interlocked instruction.
         public volatile int Active;
     }
 
+    /// <summary>
+    /// Referenced only by its thread's thread-static slot, so it becomes garbage when the thread
+    /// ends: its finalizer hands the thread's Python state to the next GIL holder for deletion and
+    /// drops the thread from <see cref="s_threads"/>. The hot path never touches it.
+    /// </summary>
+    private sealed class ThreadExitWatch(ThreadGil gil)
+    {
+        ~ThreadExitWatch() => ThreadExited(gil);
+    }
+
     [ThreadStatic] private static ThreadGil? t_gil;
-    private static readonly List<ThreadGil> s_threads = [];
+    [ThreadStatic] private static ThreadExitWatch? t_watch;
+    private static readonly HashSet<ThreadGil> s_threads = [];
+
+    // Thread states of exited threads, deleted under the GIL by ReapDeadThreadStates.
+    private static readonly ConcurrentQueue<nint> s_deadStates = new();
+    // A helper state left bound by the previous reap on 3.12+ (see ReapDeadThreadStates).
+    private static nint s_staleHelper;
+    // The state Py_Initialize made for the initializing thread: Py_FinalizeEx needs it, never reaped.
+    private static PyThreadState* s_initialState;
+
+    // One byte set to 1 by an os.register_at_fork(after_in_child=...) hook: in a forked child the
+    // CLR's own threads do not exist, so no .NET callback may run there. Native memory, so that
+    // Python code sets it without running .NET code; a static readonly pointer, so reading it
+    // costs one load.
+    private static readonly byte* s_forkedChild = (byte*)NativeMemory.AllocZeroed(1);
+
+    internal static byte* ForkedChildFlag => s_forkedChild;
 
     private static ThreadGil Current
     {
@@ -43,6 +83,7 @@ public static unsafe class Gil
     {
         var gil = new ThreadGil();
         lock (s_threads) s_threads.Add(gil);
+        t_watch = new ThreadExitWatch(gil);
         return t_gil = gil;
     }
 
@@ -82,20 +123,37 @@ public static unsafe class Gil
             // Parked by our own SaveThread: nobody else can have restored it, because every way
             // Python re-enters .NET on this thread (our callbacks) raises Depth first.
             CPython.PyEval_RestoreThread(gil.ThreadState);
-        }
-        else if (CPython.PyGILState_Check() == 1)
-        {
-            gil.HeldByCaller = true;
+            gil.Hold = HoldKind.Own;
         }
         else
         {
-            // First time on this thread: let CPython create and register a thread state. Its
-            // gilstate counter stays at 1 for the life of the thread, so it is never deleted.
-            CPython.PyGILState_Ensure();
-            gil.ThreadState = CPython.PyThreadState_Get();
+            TakeWithoutOwnState(gil);
         }
         gil.Depth = 1;
         DeferredRelease.DrainIfPending();
+    }
+
+    private static void TakeWithoutOwnState(ThreadGil gil)
+    {
+        if (CPython.PyGILState_Check() == 1)
+        {
+            gil.Hold = HoldKind.Caller;
+        }
+        else if (CPython.PyGILState_GetThisThreadState() != null)
+        {
+            // Not ours to keep: its owner deletes it (a Python thread when it ends), and a pointer
+            // kept past that would be restored after free.
+            CPython.PyGILState_Ensure();
+            gil.Hold = HoldKind.Foreign;
+        }
+        else
+        {
+            // First time on this thread: let CPython create and bind a thread state. Its gilstate
+            // counter stays at 1, so CPython never deletes it; we do, after the thread exits.
+            CPython.PyGILState_Ensure();
+            gil.ThreadState = CPython.PyThreadState_Get();
+            gil.Hold = HoldKind.Own;
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -128,16 +186,19 @@ public static unsafe class Gil
         if (depth <= 0)
             throw new InvalidOperationException("GIL guard released more times than it was acquired on this thread.");
         gil.Depth = 0;
-        if (gil.HeldByCaller)
-            gil.HeldByCaller = false;
-        else
-            gil.ThreadState = CPython.PyEval_SaveThread();
+        switch (gil.Hold)
+        {
+            case HoldKind.Own: gil.ThreadState = CPython.PyEval_SaveThread(); break;
+            case HoldKind.Foreign: CPython.PyGILState_Release(PyGILState_STATE.PyGILState_UNLOCKED); break;
+        }
+        gil.Hold = HoldKind.Own;
         gil.Active = 0;
     }
 
     /// <summary>
     /// Releases the GIL around blocking work (Py_BEGIN_ALLOW_THREADS) and takes it back on
-    /// dispose. The thread must hold the GIL.
+    /// dispose. The thread must hold the GIL. While released, this thread counts as inside Python
+    /// for <see cref="PythonRuntime.Shutdown"/> (which it may not call from here).
     /// </summary>
     public static GilReleased AllowThreads()
     {
@@ -148,11 +209,11 @@ public static unsafe class Gil
             if (!IsHeld)
                 throw new InvalidOperationException("AllowThreads: this thread does not hold the GIL.");
             gil.Active = 1; // keep finalization waiting until we are back
-            return new GilReleased(0, heldByCaller: false, CPython.PyEval_SaveThread());
+            return new GilReleased(0, HoldKind.Caller, CPython.PyEval_SaveThread());
         }
-        var released = new GilReleased(gil.Depth, gil.HeldByCaller, CPython.PyEval_SaveThread());
+        var released = new GilReleased(gil.Depth, gil.Hold, CPython.PyEval_SaveThread());
         gil.Depth = 0;
-        gil.HeldByCaller = false;
+        gil.Hold = HoldKind.Own;
         return released;
     }
 
@@ -162,23 +223,66 @@ public static unsafe class Gil
         var gil = Current;
         CPython.PyEval_RestoreThread(released.ThreadState);
         gil.Depth = released.Depth;
-        gil.HeldByCaller = released.HeldByCaller;
+        gil.Hold = released.Hold;
         if (released.Depth == 0) gil.Active = 0; // back to the outside caller's own hold
     }
 
-    /// <summary>Entry of a callback from Python: the thread holds the GIL. Returns the depth to restore.</summary>
+    /// <summary>What <see cref="EnterCallback"/> returns when the callback must not run; the Python
+    /// error is already set.</summary>
+    internal const int CallbackRefused = -1;
+
+    /// <summary>
+    /// Entry of a callback from Python: the thread holds the GIL. Returns the depth to restore, or
+    /// <see cref="CallbackRefused"/> with a Python RuntimeError set when .NET code cannot run here:
+    /// in a forked child (the CLR's threads do not exist there), or on a thread that was outside
+    /// Python when finalization began (the finalizing thread itself may still call .NET; others
+    /// would be ended mid-frame by CPython when they next take the GIL).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int EnterCallback()
     {
+        // First, before anything that might allocate or lock (thread-static set-up included).
+        if (*s_forkedChild != 0) return RefuseCallback(forkedChild: true);
         var gil = Current;
         int depth = gil.Depth;
         if (depth == 0)
         {
-            gil.HeldByCaller = true;
             gil.Active = 1;
+            // Paired with Shutdown's barrier as in EnterGate: it waits for us, or we see its state.
+            if (PythonRuntime.State is not PythonRuntime.RuntimeState.Running)
+            {
+                gil.Active = 0;
+                return RefuseCallback(forkedChild: false);
+            }
+            gil.Hold = HoldKind.Caller;
         }
         gil.Depth = depth + 1;
         return depth;
+    }
+
+    // In a forked child this is the only .NET code that runs, so it must be fully compiled in the
+    // parent (see WarmUpRefusal): JIT-compiling or back-patching code in the child writes the
+    // CLR's executable memory, which is mapped shared (W^X double mapping) and so corrupts the
+    // parent's code. AggressiveOptimization: no tiering, no call counting.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static int RefuseCallback(bool forkedChild)
+    {
+        // No allocation here: in a forked child a GC would wait for threads that do not exist.
+        ReadOnlySpan<byte> message = forkedChild
+            ? "AsyncioRaw: .NET code cannot run in a forked child process (the .NET runtime's threads do not exist after fork); use the 'spawn' or 'forkserver' start method, or exec\0"u8
+            : "AsyncioRaw: .NET callback refused: Python is finalizing\0"u8;
+        fixed (byte* p = message) CPython.PyErr_SetString(CPython.PyExc_RuntimeError, p);
+        return CallbackRefused;
+    }
+
+    /// <summary>Runs the refusal path once in this (parent) process, so that a forked child finds
+    /// it compiled and bound. Requires the GIL; leaves no error set.</summary>
+    internal static void WarmUpRefusal()
+    {
+        RefuseCallback(forkedChild: true);
+        CPython.PyErr_Clear();
+        RefuseCallback(forkedChild: false);
+        CPython.PyErr_Clear();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -186,12 +290,12 @@ public static unsafe class Gil
     {
         // Still holding the GIL here at any depth: release what the finalizer queued. Draining only
         // at depth 0 starved a loop thread, which holds the GIL for the whole Asyncio.Run.
-        DeferredRelease.DrainIfPending();
+        DeferredRelease.DrainDecrefsIfPending();
         var gil = Current;
         gil.Depth = depth;
         if (depth == 0)
         {
-            gil.HeldByCaller = false;
+            gil.Hold = HoldKind.Own;
             gil.Active = 0;
         }
     }
@@ -201,13 +305,13 @@ public static unsafe class Gil
     {
         var gil = Current;
         gil.Depth = 1;
-        gil.HeldByCaller = false;
-        gil.ThreadState = null;
+        gil.Hold = HoldKind.Own;
+        gil.ThreadState = s_initialState = CPython.PyThreadState_Get();
         gil.Active = 1;
     }
 
-    /// <summary>Threads other than the caller that are inside or waiting for the GIL. Only
-    /// meaningful after the runtime state left Running (see <see cref="EnterGate"/>).</summary>
+    /// <summary>Threads other than the caller that are inside or waiting for the GIL, or inside
+    /// AllowThreads. Only meaningful after the runtime state left Running (see <see cref="EnterGate"/>).</summary>
     internal static int ActiveThreadsAfterBarrier()
     {
         Interlocked.MemoryBarrierProcessWide();
@@ -217,20 +321,107 @@ public static unsafe class Gil
 
     internal static int CurrentDepth => t_gil?.Depth ?? 0;
 
+    /// <summary>True while this thread is inside a hold, a callback, or an AllowThreads scope.</summary>
+    internal static bool CurrentlyActive => t_gil is { } gil && (gil.Depth != 0 || gil.Active != 0);
+
     /// <summary>Runs <paramref name="action"/> holding the GIL on the finalizing thread, bypassing the
     /// gate that now refuses everyone else. Only PythonRuntime.Shutdown calls this.</summary>
     internal static void ForFinalization(Action action)
     {
         var gil = Current;
-        if (gil.ThreadState != null) CPython.PyEval_RestoreThread(gil.ThreadState);
-        else CPython.PyGILState_Ensure();
+        if (gil.ThreadState != null)
+        {
+            CPython.PyEval_RestoreThread(gil.ThreadState);
+            gil.Hold = HoldKind.Own;
+        }
+        else
+        {
+            TakeWithoutOwnState(gil);
+        }
         gil.Depth = 1;
         try { action(); }
         finally
         {
             gil.Depth = 0;
+            gil.Hold = HoldKind.Own;
             gil.ThreadState = null; // freed by Py_FinalizeEx
             gil.Active = 0;
+            s_staleHelper = 0;
+            s_initialState = null;
+            s_deadStates.Clear();
+        }
+    }
+
+    // ---- Thread states of exited threads ------------------------------------------------------
+
+    private static void ThreadExited(ThreadGil gil)
+    {
+        // The finalizer thread: no GIL, no waiting. The state is not current anywhere (its thread
+        // ended outside any hold) and nobody will restore it again.
+        lock (s_threads) s_threads.Remove(gil);
+        var state = gil.ThreadState;
+        if (state == null || state == s_initialState || gil.Depth != 0 ||
+            PythonRuntime.State != PythonRuntime.RuntimeState.Running) return;
+        gil.ThreadState = null;
+        s_deadStates.Enqueue((nint)state);
+        DeferredRelease.SignalDeadThreadStates();
+    }
+
+    internal static bool HasDeadThreadStates => !s_deadStates.IsEmpty;
+
+    // Py_DEBUG builds of 3.12+ assert in unbind_gilstate_tstate when another thread's state is
+    // deleted: there the states of exited threads are left to Py_FinalizeEx.
+    private static int s_canReap = -1;
+
+    /// <summary>
+    /// Deletes the thread states of exited threads. Requires the GIL, held by this thread with a
+    /// state that is its gilstate-bound one (true for every hold our Gil takes).
+    /// </summary>
+    internal static void ReapDeadThreadStates()
+    {
+        if (s_deadStates.IsEmpty) return;
+        if (s_canReap < 0)
+            s_canReap = PythonLibrary.Minor < 12 || !PythonRuntime.IsDebugBuild ? 1 : 0;
+        if (s_canReap == 0) return;
+        var current = CPython.PyThreadState_Get();
+        if (CPython.PyGILState_GetThisThreadState() != current) return; // leave them for a plain hold
+
+        var dead = new List<nint>();
+        while (s_deadStates.TryDequeue(out var state)) dead.Add(state);
+        // Clearing may run __del__, which may let another thread take the GIL and reap too: each
+        // works on what it dequeued, and the stale helper changes hands atomically.
+        if (Interlocked.Exchange(ref s_staleHelper, 0) is var stale and not 0) dead.Add(stale);
+        // Clearing releases what the states reference and may run __del__: do it while this
+        // thread's own binding is intact.
+        foreach (var state in dead) CPython.PyThreadState_Clear((PyThreadState*)state);
+
+        if (PythonLibrary.Minor < 12)
+        {
+            // 3.9-3.11 clear the gilstate slot only when it holds the deleted state.
+            foreach (var state in dead) CPython.PyThreadState_Delete((PyThreadState*)state);
+            return;
+        }
+        // 3.12+: deleting a gilstate-bound state clears *this* thread's slot. Make a helper state
+        // current first, which moves this thread's binding to the helper (bind_gilstate_tstate
+        // unbinds the previous holder), delete the dead ones, then swap back: our state, now
+        // unbound, rebinds itself on activation. The helper, still marked bound, is deleted by the
+        // next reap (or by Py_FinalizeEx), once it no longer matters whose slot that clears.
+        var helper = CPython.PyThreadState_New(CPython.PyInterpreterState_Main());
+        CPython.PyThreadState_Swap(helper);
+        foreach (var state in dead) CPython.PyThreadState_Delete((PyThreadState*)state);
+        bool slotCleared = CPython.PyGILState_GetThisThreadState() == null;
+        CPython.PyThreadState_Swap(current);
+        if (slotCleared)
+        {
+            // Reaped with the next batch; one left over by a concurrent reap joins that batch too.
+            if (Interlocked.Exchange(ref s_staleHelper, (nint)helper) is var previous and not 0)
+                s_deadStates.Enqueue(previous);
+        }
+        else
+        {
+            // Nothing cleared the slot, so rebinding ours just unbound the helper: free it now.
+            CPython.PyThreadState_Clear(helper);
+            CPython.PyThreadState_Delete(helper);
         }
     }
 }
@@ -245,13 +436,13 @@ public ref struct GilGuard
 public readonly unsafe ref struct GilReleased
 {
     internal readonly int Depth;
-    internal readonly bool HeldByCaller;
+    internal readonly Gil.HoldKind Hold;
     internal readonly PyThreadState* ThreadState;
 
-    internal GilReleased(int depth, bool heldByCaller, PyThreadState* threadState)
+    internal GilReleased(int depth, Gil.HoldKind hold, PyThreadState* threadState)
     {
         Depth = depth;
-        HeldByCaller = heldByCaller;
+        Hold = hold;
         ThreadState = threadState;
     }
 

@@ -15,7 +15,7 @@ public static unsafe class ManagedHandle
 
     private static byte* AllocName(string name)
     {
-        var bytes = PythonLibrary.Utf8Z(name);
+        var bytes = Utf8Z.Encode(name, nameof(name));
         var p = (byte*)NativeMemory.Alloc((nuint)bytes.Length);
         bytes.CopyTo(new Span<byte>(p, bytes.Length));
         return p;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using AsyncioRaw.Interop;
 
@@ -56,6 +57,7 @@ internal static unsafe class NativeTypes
             slots.Add((CPython.Py_am_send, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject**, int>)&ReadySend));
         var ready = MakeType("asyncioraw.ReadyAwaitable", sizeof(ReadyObject),
             "The result of a .NET Task that had already completed.", slots);
+        bool published = false;
         lock (s_publish)
         {
             if (Ready == null)
@@ -63,12 +65,44 @@ internal static unsafe class NativeTypes
                 HandleBox = handleBox;
                 Ready = ready;
                 ObjectFinalizationHooks.Register(static () => { Ready = null; HandleBox = null; });
-                return;
+                published = true;
             }
+        }
+        if (published)
+        {
+            WarmUp(); // Python code: after the lock, never under it
+            return;
         }
         // Another thread published first; nothing was made from these.
         CPython.Py_DecRef((Interop.PyObject*)handleBox);
         CPython.Py_DecRef((Interop.PyObject*)ready);
+    }
+
+    // Like the trampolines (see Callbacks), every native entry of these types runs once here, in
+    // the parent: a forked child that compiled one would write the CLR's code memory, which it
+    // shares with the parent. AggressiveOptimization keeps them from being recompiled later.
+    private const string WarmUpSource = """
+        def warm_up(value, error):
+            for ready in (value, error):
+                try:
+                    next(ready.__await__())          # am_await, tp_iternext
+                except BaseException:
+                    pass
+                async def awaiting(r=ready):
+                    return await r                   # am_send where the interpreter uses it
+                try:
+                    awaiting().send(None)
+                except BaseException:
+                    pass
+        """;
+
+    private static void WarmUp()
+    {
+        using var globals = Py.Run(WarmUpSource, fileName: "<asyncioraw warm-up>");
+        using var warmUp = globals["warm_up"];
+        using var value = NewReady(PyValues.Int64(1), default).MoveToObject();
+        using var error = NewReady(default, NewReference.OrThrow(CPython.PyObject_CallNoArgs(CPython.PyExc_RuntimeError))).MoveToObject();
+        using (warmUp.Call(value, error)) { }
     }
 
     private static PyTypeObject* MakeType(string name, int basicSize, string doc, List<(int Slot, nint Func)> slots)
@@ -89,9 +123,11 @@ internal static unsafe class NativeTypes
         return type != null ? (PyTypeObject*)type : throw PythonException.Fetch();
     }
 
-    internal static byte* NativeString(string s)
+    /// <summary>A NUL-terminated UTF-8 copy in native memory (NativeMemory.Free releases it).
+    /// Refuses an embedded NUL, naming <paramref name="paramName"/>.</summary>
+    internal static byte* NativeString(string s, string paramName = "name")
     {
-        var bytes = PythonLibrary.Utf8Z(s);
+        var bytes = Utf8Z.Encode(s, paramName);
         var p = (byte*)NativeMemory.Alloc((nuint)bytes.Length);
         bytes.CopyTo(new Span<byte>(p, bytes.Length));
         return p;
@@ -124,13 +160,14 @@ internal static unsafe class NativeTypes
         return h == 0 ? null : GCHandle.FromIntPtr(h).Target;
     }
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HandleBoxDealloc(Interop.PyObject* self)
     {
         try
         {
             var box = (HandleBoxObject*)self;
-            if (box->gchandle != 0) GCHandle.FromIntPtr(box->gchandle).Free();
+            // In a forked child the handle table is the parent's copy: leave it, free only the object.
+            if (box->gchandle != 0 && *Gil.ForkedChildFlag == 0) GCHandle.FromIntPtr(box->gchandle).Free();
             box->gchandle = 0;
             if (box->ownedDef != null) FreeDef(box->ownedDef);
             box->ownedDef = null;
@@ -165,7 +202,7 @@ internal static unsafe class NativeTypes
         return new NewReference(o);
     }
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ReadyDealloc(Interop.PyObject* self)
     {
         var r = (ReadyObject*)self;
@@ -174,14 +211,14 @@ internal static unsafe class NativeTypes
         FreeInstance(self);
     }
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Interop.PyObject* ReadyAwait(Interop.PyObject* self)
     {
         CPython.Py_IncRef(self);
         return self;
     }
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Interop.PyObject* ReadyNext(Interop.PyObject* self)
     {
         var r = (ReadyObject*)self;
@@ -208,7 +245,7 @@ internal static unsafe class NativeTypes
         return null;
     }
 
-    [UnmanagedCallersOnly]
+    [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int ReadySend(Interop.PyObject* self, Interop.PyObject* arg, Interop.PyObject** result)
     {
         var r = (ReadyObject*)self;

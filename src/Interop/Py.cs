@@ -22,7 +22,7 @@ public static unsafe class Py
     public static PyObject Import(string name)
     {
         using var gil = Gil.Acquire();
-        fixed (byte* n = PythonLibrary.Utf8Z(name))
+        fixed (byte* n = Utf8Z.Encode(name, nameof(name)))
             return PyObject.StealOrThrow(CPython.PyImport_ImportModule(n));
     }
 
@@ -43,7 +43,7 @@ public static unsafe class Py
         var g = globals?.NewReference() ?? NewGlobals();
         try
         {
-            using var _ = Evaluate(source, g, CPython.Py_file_input, fileName);
+            using var _ = Evaluate(source, g, CPython.Py_file_input, fileName, nameof(source));
             return g;
         }
         catch
@@ -57,16 +57,16 @@ public static unsafe class Py
     public static PyObject Eval(string expression, PyObject? globals = null)
     {
         using var gil = Gil.Acquire();
-        if (globals is not null) return Evaluate(expression, globals, CPython.Py_eval_input, "<string>");
+        if (globals is not null) return Evaluate(expression, globals, CPython.Py_eval_input, "<string>", nameof(expression));
         using var g = NewGlobals();
-        return Evaluate(expression, g, CPython.Py_eval_input, "<string>");
+        return Evaluate(expression, g, CPython.Py_eval_input, "<string>", nameof(expression));
     }
 
-    private static PyObject Evaluate(string source, PyObject globals, int start, string fileName)
+    private static PyObject Evaluate(string source, PyObject globals, int start, string fileName, string sourceParam)
     {
         Interop.PyObject* code;
-        fixed (byte* s = PythonLibrary.Utf8Z(source))
-        fixed (byte* f = PythonLibrary.Utf8Z(fileName))
+        fixed (byte* s = Utf8Z.Encode(source, sourceParam))
+        fixed (byte* f = Utf8Z.Encode(fileName, nameof(fileName)))
             code = CPython.Py_CompileStringExFlags(s, f, start, null, -1);
         using var codeObject = PyObject.StealOrThrow(code);
         return PyObject.StealOrThrow(CPython.PyEval_EvalCode(code, globals.Handle, globals.Handle));
@@ -78,9 +78,11 @@ public static unsafe class Py
     /// </summary>
     public static PyObject CreateModule(string name, string source, bool register = false)
     {
+        // Checked before the module exists: it would otherwise stay in sys.modules half made.
+        Utf8Z.ThrowIfNul(source, nameof(source));
         using var gil = Gil.Acquire();
         Interop.PyObject* m;
-        fixed (byte* n = PythonLibrary.Utf8Z(name)) m = CPython.PyModule_New(n);
+        fixed (byte* n = Utf8Z.Encode(name, nameof(name))) m = CPython.PyModule_New(n);
         var module = PyObject.StealOrThrow(m);
         try
         {
@@ -94,7 +96,7 @@ public static unsafe class Py
                 modules[name] = module;
             }
             using var globals = PyObject.FromBorrowed(dict);
-            using var _ = Evaluate(source, globals, CPython.Py_file_input, $"<{name}>");
+            using var _ = Evaluate(source, globals, CPython.Py_file_input, $"<{name}>", nameof(source));
             return module;
         }
         catch

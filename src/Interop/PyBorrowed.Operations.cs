@@ -81,6 +81,14 @@ public readonly unsafe ref partial struct PyBorrowed
     /// <summary>self(), throwing the Python error.</summary>
     internal NewReference Call() => NewReference.OrThrow(CPython.PyObject_CallNoArgs(Pointer));
 
+    /// <summary>self(a), throwing the Python error.</summary>
+    internal NewReference CallOne(PyBorrowed a)
+    {
+        var args = stackalloc Interop.PyObject*[2];
+        args[1] = a.Pointer;
+        return NewReference.OrThrow(PyObject.VectorcallRaw(Pointer, args + 1, 1));
+    }
+
     /// <summary>self(a, b, c), throwing the Python error.</summary>
     internal NewReference Call(PyBorrowed a, PyBorrowed b, PyBorrowed c)
     {
@@ -203,7 +211,7 @@ internal static unsafe class PyValues
     /// <summary>An interned str (new reference). Requires the GIL.</summary>
     internal static PyObject Intern(string name)
     {
-        fixed (byte* p = PythonLibrary.Utf8Z(name))
+        fixed (byte* p = Utf8Z.Encode(name, nameof(name)))
             return PyObject.StealOrThrow(CPython.PyUnicode_InternFromString(p));
     }
 }

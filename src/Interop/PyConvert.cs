@@ -18,9 +18,18 @@ namespace AsyncioRaw;
 /// bool, int → long (BigInteger when larger), float → double, str, bytes → byte[], tuple →
 /// object?[], list → List&lt;object?&gt;, dict → Dictionary&lt;object, object?&gt;, anything
 /// else → PyObject.
+/// Containers are converted to at most <see cref="MaxDepth"/> levels of nesting, and one that
+/// contains itself is refused: either way the conversion throws (an
+/// <see cref="InsufficientExecutionStackException"/> when too deep, an <see cref="ArgumentException"/>
+/// for a cycle; raised into Python they are RecursionError and ValueError) instead of overflowing
+/// the stack. Shared, non-cyclic references (the same list twice) convert as copies.
 /// </summary>
 public static unsafe class PyConvert
 {
+    /// <summary>How deep containers may nest in one conversion, either way: Python's default
+    /// recursion limit. Scalars do not count; a thread whose stack runs short fails earlier.</summary>
+    public const int MaxDepth = 1000;
+
     /// <summary>A new Python object for <paramref name="value"/>.</summary>
     public static PyObject ToPython(object? value)
     {
@@ -48,7 +57,14 @@ public static unsafe class PyConvert
     }
 
     /// <summary>New reference. Requires the GIL.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Interop.PyObject* ToPythonRaw(object? value)
+    {
+        var path = default(ContainerPath<object>);
+        return ToPythonRaw(value, ref path);
+    }
+
+    private static Interop.PyObject* ToPythonRaw(object? value, ref ContainerPath<object> path)
     {
         switch (value)
         {
@@ -71,9 +87,9 @@ public static unsafe class PyConvert
             case char c: return FromString(c.ToString());
             case byte[] bytes: return FromBytes(bytes);
             case ReadOnlyMemory<byte> mem: return FromBytes(mem.Span);
-            case ITuple tuple: return FromTuple(tuple);
-            case IDictionary dict: return FromDictionary(dict);
-            case IEnumerable items: return FromEnumerable(items);
+            case ITuple tuple: return FromTuple(tuple, ref path);
+            case IDictionary dict: return FromDictionary(dict, ref path);
+            case IEnumerable items: return FromEnumerable(items, ref path);
             default:
                 throw new ArgumentException($"A .NET {value.GetType()} has no Python conversion; pass a PyObject or a supported type.", nameof(value));
         }
@@ -83,27 +99,27 @@ public static unsafe class PyConvert
     private static Interop.PyObject* Check(Interop.PyObject* result) =>
         result != null ? result : throw PythonException.Fetch();
 
+    // Strings up to this many UTF-8 bytes are encoded on the stack; longer ones are decoded
+    // by Python from the UTF-16 chars themselves. A pooled buffer would do, but the shared pool
+    // keeps what it is given: one 300 MB string would pin 900 MB for the life of the process.
+    private const int StackUtf8Bytes = 512;
+
     internal static Interop.PyObject* FromString(string s)
     {
-        int max = Encoding.UTF8.GetMaxByteCount(s.Length);
-        byte[]? rented = null;
-        Span<byte> buffer = max <= 512 ? stackalloc byte[512] : (rented = ArrayPool<byte>.Shared.Rent(max));
-        try
+        if (Encoding.UTF8.GetMaxByteCount(s.Length) <= StackUtf8Bytes)
         {
+            Span<byte> buffer = stackalloc byte[StackUtf8Bytes];
             var status = Utf8.FromUtf16(s, buffer, out _, out int written, replaceInvalidSequences: false);
             if (status == OperationStatus.Done)
                 fixed (byte* p = buffer)
                     return Check(CPython.PyUnicode_FromStringAndSize(p, written));
         }
-        finally
-        {
-            if (rented != null) ArrayPool<byte>.Shared.Return(rented);
-        }
-        // Lone surrogates have no UTF-8 form; Python's str can hold them ("surrogatepass").
+        // "surrogatepass" keeps lone surrogates (Python's str can hold them; UTF-8 cannot).
+        // byteorder -1: little-endian, and a leading U+FEFF is kept as text, not taken as a BOM.
         int littleEndian = -1;
         fixed (char* p = s)
         fixed (byte* errors = "surrogatepass"u8)
-            return Check(CPython.PyUnicode_DecodeUTF16((byte*)p, s.Length * 2, errors, &littleEndian));
+            return Check(CPython.PyUnicode_DecodeUTF16((byte*)p, (nint)s.Length * 2, errors, &littleEndian));
     }
 
     private static Interop.PyObject* FromBytes(ReadOnlySpan<byte> bytes)
@@ -117,67 +133,124 @@ public static unsafe class PyConvert
             return Check(CPython.PyLong_FromLongLong((long)value));
         // Hex is not subject to the int_max_str_digits limit (3.11+).
         string hex = (value.Sign < 0 ? "-0x" : "0x") + BigInteger.Abs(value).ToString("x", CultureInfo.InvariantCulture);
-        fixed (byte* p = PythonLibrary.Utf8Z(hex)) return Check(CPython.PyLong_FromString(p, null, 16));
+        fixed (byte* p = Utf8Z.Encode(hex, nameof(value))) return Check(CPython.PyLong_FromString(p, null, 16));
     }
 
-    private static Interop.PyObject* FromTuple(ITuple tuple)
+    // The From* helpers release what they made in finally blocks, never catch-and-rethrow: a
+    // rethrow inside a catch runs on top of the stack being unwound, so one per nesting level of
+    // a deep conversion would itself overflow the stack the depth limit protects.
+
+    private static Interop.PyObject* FromTuple(ITuple tuple, ref ContainerPath<object> path)
     {
+        path.Enter(tuple);
         var t = Check(CPython.PyTuple_New(tuple.Length));
         try
         {
             for (int i = 0; i < tuple.Length; i++)
-                CPython.PyTuple_SetItem(t, i, ToPythonRaw(tuple[i])); // steals
-            return t;
+                CPython.PyTuple_SetItem(t, i, ToPythonRaw(tuple[i], ref path)); // steals
+            path.Exit(tuple);
+            var done = t;
+            t = null;
+            return done;
         }
-        catch
+        finally
         {
-            CPython.Py_DecRef(t);
-            throw;
+            if (t != null) CPython.Py_DecRef(t);
         }
     }
 
-    private static Interop.PyObject* FromDictionary(IDictionary dict)
+    private static Interop.PyObject* FromDictionary(IDictionary dict, ref ContainerPath<object> path)
     {
+        path.Enter(dict);
         var d = Check(CPython.PyDict_New());
+        Interop.PyObject* k = null, v = null;
         try
         {
             foreach (DictionaryEntry entry in dict)
             {
-                var k = ToPythonRaw(entry.Key);
-                var v = ToPythonRaw(entry.Value);
+                k = ToPythonRaw(entry.Key, ref path);
+                v = ToPythonRaw(entry.Value, ref path);
                 int rc = CPython.PyDict_SetItem(d, k, v);
                 CPython.Py_DecRef(k);
+                k = null;
                 CPython.Py_DecRef(v);
+                v = null;
                 PythonException.ThrowIfMinusOne(rc);
             }
-            return d;
+            path.Exit(dict);
+            var done = d;
+            d = null;
+            return done;
         }
-        catch
+        finally
         {
-            CPython.Py_DecRef(d);
-            throw;
+            if (k != null) CPython.Py_DecRef(k);
+            if (d != null) CPython.Py_DecRef(d);
         }
     }
 
-    private static Interop.PyObject* FromEnumerable(IEnumerable items)
+    private static Interop.PyObject* FromEnumerable(IEnumerable items, ref ContainerPath<object> path)
     {
+        path.Enter(items);
         var list = Check(CPython.PyList_New(0));
         try
         {
             foreach (var item in items)
             {
-                var o = ToPythonRaw(item);
+                var o = ToPythonRaw(item, ref path);
                 int rc = CPython.PyList_Append(list, o);
                 CPython.Py_DecRef(o);
                 PythonException.ThrowIfMinusOne(rc);
             }
-            return list;
+            path.Exit(items);
+            var done = list;
+            list = null;
+            return done;
         }
-        catch
+        finally
         {
-            CPython.Py_DecRef(list);
-            throw;
+            if (list != null) CPython.Py_DecRef(list);
         }
+    }
+
+    /// <summary>
+    /// The containers a conversion is inside of, outermost first: deeper than
+    /// <see cref="MaxDepth"/>, or a container met again inside itself, ends the conversion with
+    /// an exception instead of a stack overflow. Costs nothing until a container is met, and one
+    /// set only when containers nest. A thrown conversion is abandoned whole, so only the
+    /// successful path needs <see cref="Exit"/>.
+    /// </summary>
+    private struct ContainerPath<TKey> where TKey : notnull
+    {
+        private int _depth;
+        private TKey? _outermost;
+        private HashSet<TKey>? _open;
+
+        public void Enter(TKey container)
+        {
+            if (_depth >= MaxDepth || !RuntimeHelpers.TryEnsureSufficientExecutionStack())
+                throw new InsufficientExecutionStackException(
+                    $"The data nests deeper than {(_depth >= MaxDepth ? $"PyConvert.MaxDepth ({MaxDepth}) levels" : "this thread's stack allows")}; it cannot be converted.");
+            if (_depth == 0) _outermost = container;
+            else
+            {
+                _open ??= new HashSet<TKey>(typeof(TKey) == typeof(object) ? (IEqualityComparer<TKey>)(object)ReferenceEqualityComparer.Instance : null) { _outermost! };
+                if (!_open.Add(container))
+                    throw new ArgumentException($"The {Describe(container)} contains itself (a reference cycle); it cannot be converted.", ParamName(container));
+            }
+            _depth++;
+        }
+
+        public void Exit(TKey container)
+        {
+            _depth--;
+            _open?.Remove(container);
+        }
+
+        private static string Describe(TKey container) =>
+            container is nint p ? $"Python {TypeName((Interop.PyObject*)p)}" : $".NET {container.GetType()}";
+
+        private static string ParamName(TKey container) => container is nint ? "obj" : "value";
     }
 
     private static nuint Flags(Interop.PyObject* o) => CPython.PyType_GetFlags(CPython.Py_TYPE(o));
@@ -188,7 +261,14 @@ public static unsafe class PyConvert
         CPython.Py_TYPE(o) == CPython.PyFloat_Type || CPython.PyType_IsSubtype(CPython.Py_TYPE(o), CPython.PyFloat_Type) != 0;
 
     /// <summary>Converts a borrowed object. Requires the GIL.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static object? ToClrRaw(Interop.PyObject* o)
+    {
+        var path = default(ContainerPath<nint>);
+        return ToClrRaw(o, ref path);
+    }
+
+    private static object? ToClrRaw(Interop.PyObject* o, ref ContainerPath<nint> path)
     {
         if (o == CPython.Py_None) return null;
         if (CPython.Py_TYPE(o) == CPython.PyBool_Type) return o == CPython.Py_True;
@@ -205,25 +285,33 @@ public static unsafe class PyConvert
         if ((flags & CPython.Py_TPFLAGS_BYTES_SUBCLASS) != 0) return BytesToArray(o);
         if ((flags & CPython.Py_TPFLAGS_TUPLE_SUBCLASS) != 0)
         {
+            path.Enter((nint)o);
             nint n = CPython.PyTuple_Size(o);
             var result = new object?[n];
-            for (nint i = 0; i < n; i++) result[i] = ToClrRaw(CPython.PyTuple_GetItem(o, i));
+            for (nint i = 0; i < n; i++) result[i] = ToClrRaw(CPython.PyTuple_GetItem(o, i), ref path);
+            path.Exit((nint)o);
             return result;
         }
         if ((flags & CPython.Py_TPFLAGS_LIST_SUBCLASS) != 0)
         {
+            path.Enter((nint)o);
             nint n = CPython.PyList_Size(o);
             var result = new List<object?>((int)n);
-            for (nint i = 0; i < n; i++) result.Add(ToClrRaw(CPython.PyList_GetItem(o, i)));
+            // The size is read each time: converting an item can run Python code (a float
+            // subclass' __float__ ...) that shrinks the list, and GetItem past the end is NULL.
+            for (nint i = 0; i < CPython.PyList_Size(o); i++) result.Add(ToClrRaw(CPython.PyList_GetItem(o, i), ref path));
+            path.Exit((nint)o);
             return result;
         }
         if ((flags & CPython.Py_TPFLAGS_DICT_SUBCLASS) != 0)
         {
+            path.Enter((nint)o);
             var result = new Dictionary<object, object?>();
             nint pos = 0;
             Interop.PyObject* k, v;
             while (CPython.PyDict_Next(o, &pos, &k, &v) != 0)
-                result[ToClrRaw(k) ?? throw new NotSupportedException("A dict with a None key has no .NET Dictionary form.")] = ToClrRaw(v);
+                result[ToClrRaw(k, ref path) ?? throw new NotSupportedException("A dict with a None key has no .NET Dictionary form.")] = ToClrRaw(v, ref path);
+            path.Exit((nint)o);
             return result;
         }
         if (IsFloat(o)) return AsDouble(o);
@@ -340,11 +428,37 @@ public static unsafe class PyConvert
         return new ReadOnlySpan<byte>(data, (int)length).ToArray();
     }
 
+    /// <summary>The type's <c>__qualname__</c>, or "object" when it cannot be read (a metaclass
+    /// may make reading it raise, or return a non-str). Never throws, never leaves an error set.</summary>
     internal static string TypeName(Interop.PyObject* o)
     {
         var name = PyObject.GetAttrRaw((Interop.PyObject*)CPython.Py_TYPE(o), "__qualname__");
         if (name == null) { CPython.PyErr_Clear(); return "object"; }
-        try { return UnicodeToString(name) ?? "object"; }
+        try { return IsStr(name) ? TryUnicodeToString(name) ?? "object" : "object"; }
         finally { CPython.Py_DecRef(name); }
+    }
+
+    /// <summary>A str object's text, or null (error cleared) when it cannot be had. For paths that
+    /// must not throw nor translate another exception, such as reading an exception's fields.
+    /// Requires the GIL.</summary>
+    internal static string? TryUnicodeToString(Interop.PyObject* s)
+    {
+        nint size;
+        byte* utf8 = CPython.PyUnicode_AsUTF8AndSize(s, &size);
+        if (utf8 != null) return Encoding.UTF8.GetString(utf8, (int)size);
+        CPython.PyErr_Clear();
+        Interop.PyObject* utf16;
+        fixed (byte* enc = "utf-16-le"u8)
+        fixed (byte* errors = "surrogatepass"u8)
+            utf16 = CPython.PyUnicode_AsEncodedString(s, enc, errors);
+        if (utf16 == null) { CPython.PyErr_Clear(); return null; }
+        try
+        {
+            byte* data;
+            nint length;
+            if (CPython.PyBytes_AsStringAndSize(utf16, &data, &length) != 0) { CPython.PyErr_Clear(); return null; }
+            return new string((char*)data, 0, (int)(length / 2));
+        }
+        finally { CPython.Py_DecRef(utf16); }
     }
 }

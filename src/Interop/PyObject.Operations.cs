@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Text;
 using AsyncioRaw.Interop;
 
 namespace AsyncioRaw;
@@ -15,20 +14,20 @@ public sealed unsafe partial class PyObject
     {
         get
         {
-            using var gil = Gil.Acquire();
+            using var gil = Use();
             return PyConvert.TypeName(Handle);
         }
     }
 
     public PyObject GetAttr(string name)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         return StealOrThrow(GetAttrRaw(Handle, name));
     }
 
     public bool HasAttr(string name)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         var attr = GetAttrRaw(Handle, name);
         if (attr != null) { CPython.Py_DecRef(attr); return true; }
         if (CPython.PyErr_ExceptionMatches(CPython.PyExc_AttributeError) != 0) { CPython.PyErr_Clear(); return false; }
@@ -37,22 +36,21 @@ public sealed unsafe partial class PyObject
 
     public void SetAttr(string name, object? value)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
+        var n = Utf8Z.Encode(name, nameof(name));
         var v = PyConvert.ToPythonRaw(value);
         int rc;
-        fixed (byte* n = PythonLibrary.Utf8Z(name)) rc = CPython.PyObject_SetAttrString(Handle, n, v);
+        fixed (byte* p = n) rc = CPython.PyObject_SetAttrString(Handle, p, v);
         CPython.Py_DecRef(v);
         PythonException.ThrowIfMinusOne(rc);
     }
 
-    /// <summary>New reference or NULL with an exception set. Requires the GIL.</summary>
+    /// <summary>New reference or NULL with an exception set; throws ArgumentException for a
+    /// name C cannot carry (see <see cref="Utf8Z"/>). Requires the GIL.</summary>
     internal static Interop.PyObject* GetAttrRaw(Interop.PyObject* o, string name)
     {
-        int max = name.Length * 3 + 1;
-        Span<byte> buffer = max <= 256 ? stackalloc byte[256] : new byte[max];
-        int n = Encoding.UTF8.GetBytes(name, buffer);
-        buffer[n] = 0;
-        fixed (byte* p = buffer) return CPython.PyObject_GetAttrString(o, p);
+        var z = Utf8Z.Encode(name, stackalloc byte[256], nameof(name));
+        fixed (byte* p = z) return CPython.PyObject_GetAttrString(o, p);
     }
 
     /// <summary><c>self[key]</c>.</summary>
@@ -60,7 +58,7 @@ public sealed unsafe partial class PyObject
     {
         get
         {
-            using var gil = Gil.Acquire();
+            using var gil = Use();
             var k = PyConvert.ToPythonRaw(key);
             var r = CPython.PyObject_GetItem(Handle, k);
             CPython.Py_DecRef(k);
@@ -72,7 +70,7 @@ public sealed unsafe partial class PyObject
     /// <summary><c>self[key] = value</c>, both converted with <see cref="PyConvert.ToPython"/>.</summary>
     public void SetItem(object key, object? value)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         var k = PyConvert.ToPythonRaw(key);
         Interop.PyObject* v;
         try { v = PyConvert.ToPythonRaw(value); }
@@ -88,7 +86,7 @@ public sealed unsafe partial class PyObject
     {
         get
         {
-            using var gil = Gil.Acquire();
+            using var gil = Use();
             nint n = CPython.PyObject_Size(Handle);
             if (n == -1) throw PythonException.Fetch();
             return n;
@@ -98,7 +96,7 @@ public sealed unsafe partial class PyObject
     /// <summary>Python truthiness: <c>bool(self)</c>.</summary>
     public bool IsTrue()
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         int r = CPython.PyObject_IsTrue(Handle);
         PythonException.ThrowIfMinusOne(r);
         return r == 1;
@@ -107,7 +105,7 @@ public sealed unsafe partial class PyObject
     /// <summary><c>isinstance(self, type)</c>.</summary>
     public bool IsInstance(PyObject type)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         int r = CPython.PyObject_IsInstance(Handle, type.Handle);
         PythonException.ThrowIfMinusOne(r);
         return r == 1;
@@ -116,7 +114,7 @@ public sealed unsafe partial class PyObject
     /// <summary><c>self == other</c> in Python.</summary>
     public bool PyEquals(object? other)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         var o = PyConvert.ToPythonRaw(other);
         int r = CPython.PyObject_RichCompareBool(Handle, o, CPython.Py_EQ);
         CPython.Py_DecRef(o);
@@ -129,14 +127,14 @@ public sealed unsafe partial class PyObject
     {
         if (_handle == 0) return "<disposed PyObject>";
         if (!PythonRuntime.IsInitialized) return "<PyObject after Python finalization>";
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         return PyConvert.StrRaw(Handle);
     }
 
     /// <summary><c>repr(self)</c>.</summary>
     public string Repr()
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         var r = CPython.PyObject_Repr(Handle);
         if (r == null) throw PythonException.Fetch();
         try { return PyConvert.UnicodeToString(r)!; }
@@ -146,14 +144,14 @@ public sealed unsafe partial class PyObject
     /// <summary>Converts to <typeparamref name="T"/> (see <see cref="PyConvert"/>).</summary>
     public T As<T>()
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         return PyConvert.ToClrRaw<T>(Handle);
     }
 
     /// <summary>Converts to <typeparamref name="T"/>, or returns false when the object is not of a matching kind.</summary>
     public bool TryConvert<T>(out T value)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         try
         {
             value = PyConvert.ToClrRaw<T>(Handle);
@@ -180,14 +178,14 @@ public sealed unsafe partial class PyObject
     /// <summary><c>iter(self)</c>.</summary>
     public PyObject GetIter()
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         return StealOrThrow(CPython.PyObject_GetIter(Handle));
     }
 
     /// <summary><c>next(self)</c> on an iterator; null at the end.</summary>
     public PyObject? Next()
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         var next = CPython.PyIter_Next(Handle);
         if (next != null) return Steal(next);
         PythonException.ThrowIfOccurred();
@@ -211,21 +209,21 @@ public sealed unsafe partial class PyObject
     /// <summary><c>self()</c>.</summary>
     public PyObject Call()
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         return StealOrThrow(CPython.PyObject_CallNoArgs(Handle));
     }
 
     /// <summary><c>self(*args)</c>, each argument converted with <see cref="PyConvert.ToPython"/>.</summary>
     public PyObject Call(params ReadOnlySpan<object?> args)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         return StealOrThrow(CallRaw(Handle, args));
     }
 
     /// <summary><c>self(*args, **kwargs)</c>.</summary>
     public PyObject Call(ReadOnlySpan<object?> args, IEnumerable<KeyValuePair<string, object?>> kwargs)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         var tuple = PyConvert.ToPythonRaw(new ArgsTuple(args.ToArray()));
         Interop.PyObject* dict = null;
         try
@@ -234,9 +232,10 @@ public sealed unsafe partial class PyObject
             if (dict == null) throw PythonException.Fetch();
             foreach (var (key, value) in kwargs)
             {
+                var name = Utf8Z.Encode(key, nameof(kwargs));
                 var v = PyConvert.ToPythonRaw(value);
                 int rc;
-                fixed (byte* k = PythonLibrary.Utf8Z(key)) rc = CPython.PyDict_SetItemString(dict, k, v);
+                fixed (byte* k = name) rc = CPython.PyDict_SetItemString(dict, k, v);
                 CPython.Py_DecRef(v);
                 PythonException.ThrowIfMinusOne(rc);
             }
@@ -252,7 +251,7 @@ public sealed unsafe partial class PyObject
     /// <summary><c>self.name(*args)</c>.</summary>
     public PyObject CallMethod(string name, params ReadOnlySpan<object?> args)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         var method = GetAttrRaw(Handle, name);
         if (method == null) throw PythonException.Fetch();
         try { return StealOrThrow(CallRaw(method, args)); }
@@ -262,14 +261,14 @@ public sealed unsafe partial class PyObject
     /// <summary><c>self()</c> converted to <typeparamref name="TResult"/>.</summary>
     public TResult Call<TResult>()
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         return ConvertResult<TResult>(CPython.PyObject_CallNoArgs(Handle));
     }
 
     /// <summary><c>self(a1)</c> converted to <typeparamref name="TResult"/>, with no intermediate PyObject.</summary>
     public TResult Call<T1, TResult>(T1 a1)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         var args = stackalloc Interop.PyObject*[2];
         args[1] = PyConvert.ToPythonRaw(a1);
         var r = VectorcallRaw(Handle, args + 1, 1);
@@ -280,7 +279,7 @@ public sealed unsafe partial class PyObject
     /// <summary><c>self(a1, a2)</c> converted to <typeparamref name="TResult"/>.</summary>
     public TResult Call<T1, T2, TResult>(T1 a1, T2 a2)
     {
-        using var gil = Gil.Acquire();
+        using var gil = Use();
         var args = stackalloc Interop.PyObject*[3];
         args[1] = PyConvert.ToPythonRaw(a1);
         try { args[2] = PyConvert.ToPythonRaw(a2); }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using System.Text;
 using AsyncioRaw.Interop;
 
@@ -44,6 +45,9 @@ public class PythonException : Exception
     /// <summary>
     /// Takes the pending Python error (clearing it) and returns the exception to throw. With no
     /// error set, returns a SystemError ("error return without exception set"), as CPython does.
+    /// A .NET exception that went through Python and comes back is not returned but thrown from
+    /// here, the same object with its original stack trace kept (callers write
+    /// <c>throw PythonException.Fetch()</c>, and a plain <c>throw</c> of it would replace that trace).
     /// Requires the GIL.
     /// </summary>
     internal static unsafe Exception Fetch()
@@ -55,7 +59,9 @@ public class PythonException : Exception
                 CPython.PyErr_SetString(CPython.PyExc_SystemError, m);
             exc = FetchRaw();
         }
-        return FromPython(exc, 0);
+        var e = FromPython(exc, 0);
+        if (e is not PythonException) ExceptionDispatchInfo.Throw(e);
+        return e;
     }
 
     /// <summary>The pending exception as one normalized object with its traceback attached
@@ -90,8 +96,20 @@ public class PythonException : Exception
         CPython.PyErr_Restore(type, exc, CPython.PyException_GetTraceback(exc));
     }
 
-    /// <summary>Builds the .NET exception for a Python exception object (new reference, stolen). Requires the GIL.</summary>
+    /// <summary>
+    /// Builds the .NET exception for a Python exception object (new reference, stolen). Never
+    /// throws for a hostile exception and never translates another one: a field whose reading
+    /// raises (a metaclass property, a <c>__str__</c> raising the very exception being read) is
+    /// reported in place as "&lt;__module__ raised Boom&gt;". The <c>__cause__</c>/<c>__context__</c>
+    /// chain stops at <see cref="MaxChainDepth"/> or where it comes back on itself. Requires the GIL.
+    /// </summary>
     internal static unsafe Exception FromPython(Interop.PyObject* exc, int depth)
+    {
+        Span<nint> chain = stackalloc nint[MaxChainDepth + 1];
+        return FromPython(exc, chain, Math.Clamp(depth, 0, MaxChainDepth));
+    }
+
+    private static unsafe Exception FromPython(Interop.PyObject* exc, Span<nint> chain, int depth)
     {
         if (ExceptionBridge.TryUnwrapDotNet(exc) is { } original)
         {
@@ -100,17 +118,20 @@ public class PythonException : Exception
         }
         var value = PyObject.Steal(exc);
         var type = (Interop.PyObject*)CPython.Py_TYPE(exc);
-        string typeName = AttrString(type, "__qualname__") ?? "<unknown>";
-        string module = AttrString(type, "__module__") ?? "builtins";
+        string typeName = TypeField(type, "__qualname__", missing: "<unknown>");
+        string module = TypeField(type, "__module__", missing: "builtins");
         string message = StrOrPlaceholder(exc);
         string? traceback = FormatTraceback(exc);
+        chain[depth] = (nint)exc;
         Exception? inner = null;
         if (depth < MaxChainDepth)
         {
             var cause = CPython.PyException_GetCause(exc);
             if (cause == null && !SuppressesContext(exc))
                 cause = CPython.PyException_GetContext(exc);
-            if (cause != null) inner = FromPython(cause, depth + 1);
+            // A chain that comes back on itself ends there, as Python's own traceback printing does.
+            if (cause != null && chain[..(depth + 1)].Contains((nint)cause)) { CPython.Py_DecRef(cause); cause = null; }
+            if (cause != null) inner = FromPython(cause, chain, depth + 1);
         }
 
         if (Matches(exc, CPython.PyExc_KeyboardInterrupt))
@@ -139,54 +160,117 @@ public class PythonException : Exception
         }
     }
 
-    private static unsafe string? AttrString(Interop.PyObject* o, string name)
+    /// <summary>str(type.name), or what went wrong reading it. Never throws, leaves no error set.</summary>
+    private static unsafe string TypeField(Interop.PyObject* type, string name, string missing)
     {
-        var attr = PyObject.GetAttrRaw(o, name);
-        if (attr == null) { CPython.PyErr_Clear(); return null; }
-        try { return PyConvert.StrRaw(attr); }
+        var attr = PyObject.GetAttrRaw(type, name);
+        if (attr == null)
+        {
+            if (CPython.PyErr_ExceptionMatches(CPython.PyExc_AttributeError) == 0) return Raised(name);
+            CPython.PyErr_Clear();
+            return missing;
+        }
+        try
+        {
+            if (PyConvert.IsStr(attr)) return PyConvert.TryUnicodeToString(attr) ?? $"<{name} unreadable>";
+            var s = CPython.PyObject_Str(attr);
+            if (s == null) return Raised(name);
+            try { return PyConvert.TryUnicodeToString(s) ?? $"<{name} unreadable>"; }
+            finally { CPython.Py_DecRef(s); }
+        }
         finally { CPython.Py_DecRef(attr); }
     }
 
     private static unsafe string StrOrPlaceholder(Interop.PyObject* o)
     {
         var s = CPython.PyObject_Str(o);
-        if (s == null) { CPython.PyErr_Clear(); return "<str() failed>"; }
-        try { return PyConvert.UnicodeToString(s) ?? "<str() failed>"; }
+        if (s == null) return Raised("str()");
+        try { return PyConvert.TryUnicodeToString(s) ?? "<str() unreadable>"; }
         finally { CPython.Py_DecRef(s); }
+    }
+
+    /// <summary>"&lt;what raised TypeName&gt;" for the pending error, which it clears. Reads only
+    /// the raised exception's type name, by a path that runs no Python code where the C API allows.</summary>
+    private static unsafe string Raised(string what)
+    {
+        var pending = FetchRaw();
+        if (pending == null) return $"<{what} failed>";
+        try { return $"<{what} raised {ExceptionTypeName(pending) ?? "an exception"}>"; }
+        finally { CPython.Py_DecRef(pending); }
+    }
+
+    private static unsafe string? ExceptionTypeName(Interop.PyObject* exc)
+    {
+        var type = CPython.Py_TYPE(exc);
+        Interop.PyObject* name;
+        if (PythonLibrary.Minor >= 11)
+            name = CPython.PyType_GetName(type);
+        else
+        {
+            // Before 3.11: the generic lookup finds type's own __name__ descriptor, skipping a
+            // metaclass __getattribute__ (which may raise the very exception being described).
+            Interop.PyObject* key;
+            fixed (byte* k = "__name__"u8) key = CPython.PyUnicode_InternFromString(k);
+            if (key == null) { CPython.PyErr_Clear(); return null; }
+            name = CPython.PyObject_GenericGetAttr((Interop.PyObject*)type, key);
+            CPython.Py_DecRef(key);
+        }
+        if (name == null) { CPython.PyErr_Clear(); return null; }
+        try { return PyConvert.IsStr(name) ? PyConvert.TryUnicodeToString(name) : null; }
+        finally { CPython.Py_DecRef(name); }
     }
 
     private static PyObject? s_formatTb;
 
+    /// <summary>traceback.format_tb (borrowed), or NULL with no error set when it cannot be had
+    /// (the module may be missing or replaced: translation must go on without it).</summary>
+    private static unsafe Interop.PyObject* FormatTb()
+    {
+        if (s_formatTb is { } cached) return cached.Handle;
+        Interop.PyObject* module;
+        fixed (byte* n = "traceback"u8) module = CPython.PyImport_ImportModule(n);
+        if (module == null) { CPython.PyErr_Clear(); return null; }
+        Interop.PyObject* f;
+        fixed (byte* n = "format_tb"u8) f = CPython.PyObject_GetAttrString(module, n);
+        CPython.Py_DecRef(module);
+        if (f == null) { CPython.PyErr_Clear(); return null; }
+        // The import may have let another thread take the GIL and get here first.
+        var created = PyObject.Steal(f);
+        if (Interlocked.CompareExchange(ref s_formatTb, created, null) is { } winner)
+        {
+            created.Dispose();
+            return winner.Handle;
+        }
+        ObjectFinalizationHooks.Register(static () => { s_formatTb?.Dispose(); s_formatTb = null; });
+        return f;
+    }
+
+    /// <summary>The formatted traceback, or null when there is none or formatting fails. Never throws.</summary>
     private static unsafe string? FormatTraceback(Interop.PyObject* exc)
     {
         var tb = CPython.PyException_GetTraceback(exc);
         if (tb == null) return null;
         try
         {
-            if (s_formatTb is null)
-            {
-                using var module = PyObject.StealOrThrow(ImportRaw("traceback"));
-                s_formatTb = module.GetAttr("format_tb");
-                ObjectFinalizationHooks.Register(static () => { s_formatTb?.Dispose(); s_formatTb = null; });
-            }
-            var lines = CPython.PyObject_VectorcallDict(s_formatTb.Handle, &tb, 1, null);
+            var formatTb = FormatTb();
+            if (formatTb == null) return null;
+            var lines = CPython.PyObject_VectorcallDict(formatTb, &tb, 1, null);
             if (lines == null) { CPython.PyErr_Clear(); return null; }
             try
             {
+                if ((CPython.PyType_GetFlags(CPython.Py_TYPE(lines)) & CPython.Py_TPFLAGS_LIST_SUBCLASS) == 0) return null;
                 var sb = new StringBuilder("Traceback (most recent call last):").Append('\n');
                 nint n = CPython.PyList_Size(lines);
                 for (nint i = 0; i < n; i++)
-                    sb.Append(PyConvert.UnicodeToString(CPython.PyList_GetItem(lines, i)));
+                {
+                    var line = CPython.PyList_GetItem(lines, i);
+                    if (line != null && PyConvert.IsStr(line)) sb.Append(PyConvert.TryUnicodeToString(line));
+                }
                 return sb.ToString().TrimEnd('\n');
             }
             finally { CPython.Py_DecRef(lines); }
         }
         finally { CPython.Py_DecRef(tb); }
-    }
-
-    private static unsafe Interop.PyObject* ImportRaw(string name)
-    {
-        fixed (byte* n = PythonLibrary.Utf8Z(name)) return CPython.PyImport_ImportModule(n);
     }
 
     /// <summary>Throws the pending Python exception when <paramref name="result"/> is -1. Requires the GIL.</summary>

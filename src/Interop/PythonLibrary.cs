@@ -77,10 +77,6 @@ public static unsafe class PythonLibrary
             var attempts = new List<string>();
             var (handle, path, rule) = Find(attempts);
             var version = ReadVersion(handle, out var full);
-            if (version < MinimumVersion)
-                throw new PythonLibraryException(
-                    $"'{path}' is Python {version}, found by {rule}; AsyncioRaw needs Python {MinimumVersion} or later. " +
-                    $"Point {LibraryVariable} at a newer libpython, or {ExecutableVariable} at a newer python.", attempts);
             Version = version;
             VersionString = full;
             Minor = version.Major == 3 ? version.Minor : 99;
@@ -96,9 +92,16 @@ public static unsafe class PythonLibrary
     {
         // Already in the process (we are hosted by python, or the host loaded it globally)?
         // Loading a second libpython beside it would give two interpreters' worth of globals.
+        // Only the global scope is searched, so a library we loaded and refused (loaded locally,
+        // see TryLoad) is never taken for the process's own.
         nint self = LibC.dlopen(null, LibC.RTLD_NOW);
         if (self != 0 && Symbol(self, "Py_GetVersion") != null && Symbol(self, "Py_IsInitialized") != null)
-            return (self, "(process)", "the symbols already present in the process");
+        {
+            const string processRule = "the symbols already present in the process";
+            if (Refusal(self) is { } refusal)
+                throw new PythonLibraryException(Refused("(process)", refusal, processRule), attempts);
+            return (self, "(process)", processRule);
+        }
         attempts.Add("the process itself: no libpython symbols loaded");
 
         if (s_requestedPath is { } requested)
@@ -110,20 +113,78 @@ public static unsafe class PythonLibrary
         if (Environment.GetEnvironmentVariable(ExecutableVariable) is { Length: > 0 } exe)
         {
             foreach (var candidate in AskPython(exe, attempts))
-                if (TryLoad(candidate, attempts) is var h and not 0)
+                if (TryAccept(candidate, attempts) is var h and not 0)
                     return (h, candidate, $"{ExecutableVariable}={exe}");
-            throw NotFound($"{ExecutableVariable} names '{exe}', but no shared libpython was found for it.", attempts);
+            throw NotFound($"{ExecutableVariable} names '{exe}', but no usable shared libpython was found for it.", attempts);
         }
 
         foreach (var candidate in AskPython("python3", attempts))
-            if (TryLoad(candidate, attempts) is var h and not 0)
+            if (TryAccept(candidate, attempts) is var h and not 0)
                 return (h, candidate, "python3 on PATH (sysconfig)");
 
         foreach (var candidate in WellKnownLocations())
-            if (TryLoad(candidate, attempts) is var h and not 0)
+            if (TryAccept(candidate, attempts) is var h and not 0)
                 return (h, candidate, "a well-known system location");
 
-        throw NotFound("No libpython 3.9 or later was found.", attempts);
+        throw NotFound($"No libpython {MinimumVersion} or later was found.", attempts);
+    }
+
+    /// <summary>
+    /// Why a loaded libpython cannot be used, or null when it can: too old, or free-threaded.
+    /// Asked before the library joins the process's global symbol scope.
+    /// </summary>
+    private static string? Refusal(nint handle)
+    {
+        var version = ReadVersion(handle, out var full);
+        return Refusal(version, full, name => Symbol(handle, name) != null);
+    }
+
+    /// <summary>The decision of <see cref="Refusal(nint)"/>, apart from any real library (for tests).</summary>
+    internal static string? Refusal(Version version, string versionString, Func<string, bool> exports)
+    {
+        if (version < MinimumVersion)
+            return $"is Python {version}; AsyncioRaw needs Python {MinimumVersion} or later";
+        if (IsFreeThreaded(versionString, exports))
+            return $"is a free-threaded build of Python {version} (Py_GIL_DISABLED), which AsyncioRaw does not support: " +
+                   "its object header and reference counting differ from the GIL build's (Py_TYPE, Py_INCREF would read the wrong fields). " +
+                   "Use the default build of the same version (libpython3.X.so, not libpython3.Xt.so)";
+        return null;
+    }
+
+    /// <summary>
+    /// A free-threaded build (3.13t and later) says so in <c>Py_GetVersion()</c> ("3.13.0 experimental
+    /// free-threading build (...)", "3.14.0 free-threading build (...)") and exports the biased
+    /// reference counting entry points that only exist with <c>Py_GIL_DISABLED</c>.
+    /// </summary>
+    internal static bool IsFreeThreaded(string versionString, Func<string, bool> exports)
+    {
+        int paren = versionString.IndexOf('(');
+        var head = paren < 0 ? versionString : versionString[..paren];
+        return head.Contains("free-threading", StringComparison.Ordinal) || exports("_Py_MergeZeroLocalRefcount");
+    }
+
+    private static string Refused(string path, string refusal, string rule) =>
+        $"'{path}' {refusal}. It was found by {rule}. " +
+        $"Point {LibraryVariable} at another libpython, or {ExecutableVariable} at another python.";
+
+    /// <summary>
+    /// Loads <paramref name="path"/> for inspection only and says whether this library would be
+    /// accepted, without making it the process's libpython (for tests and diagnostics).
+    /// </summary>
+    internal static string Judge(string path)
+    {
+        var attempts = new List<string>();
+        nint h = TryLoad(path, attempts);
+        if (h == 0) return "not loadable: " + string.Join("; ", attempts);
+        try
+        {
+            var version = ReadVersion(h, out var full);
+            return Refusal(h) is { } refusal ? $"refused: {refusal}" : $"accepted: Python {version} ({full.Split(' ')[0]})";
+        }
+        finally
+        {
+            LibC.dlclose(h);
+        }
     }
 
     private static PythonLibraryException NotFound(string what, List<string> attempts) => new(
@@ -131,9 +192,37 @@ public static unsafe class PythonLibrary
         $"PYTHON_CONFIGURE_OPTS=--enable-shared), or set {LibraryVariable} to the libpython file, " +
         $"or {ExecutableVariable} to a python executable, or call PythonLibrary.Use(path).", attempts);
 
-    private static nint LoadOrThrow(string path, string rule, List<string> attempts) =>
-        TryLoad(path, attempts) is var h and not 0 ? h : throw NotFound($"{rule} names '{path}', which could not be loaded.", attempts);
+    // An explicit choice (PythonLibrary.Use, the library variable) that cannot be used is an error
+    // naming why; a discovered candidate that cannot be used is noted and the search goes on.
+    private static nint LoadOrThrow(string path, string rule, List<string> attempts)
+    {
+        nint h = TryLoad(path, attempts);
+        if (h == 0) throw NotFound($"{rule} names '{path}', which could not be loaded.", attempts);
+        if (Refusal(h) is { } refusal)
+        {
+            LibC.dlclose(h);
+            throw new PythonLibraryException(Refused(path, refusal, rule), attempts);
+        }
+        return Promote(h, path);
+    }
 
+    private static nint TryAccept(string path, List<string> attempts)
+    {
+        nint h = TryLoad(path, attempts);
+        if (h == 0) return 0;
+        if (Refusal(h) is { } refusal)
+        {
+            LibC.dlclose(h);
+            attempts.Add($"{path}: {refusal}");
+            return 0;
+        }
+        return Promote(h, path);
+    }
+
+    // Loaded RTLD_LOCAL so that a library we then refuse never enters the global symbol scope:
+    // there it would be taken for "the process's own libpython" by the next attempt, and its
+    // symbols would win over the accepted library's for extension modules. dlclose alone is not
+    // enough, since the loader may keep a library mapped.
     private static nint TryLoad(string path, List<string> attempts)
     {
         if (path.Contains('/') && !File.Exists(path))
@@ -143,7 +232,7 @@ public static unsafe class PythonLibrary
         }
         nint h;
         fixed (byte* p = Utf8Z(path))
-            h = LibC.dlopen(p, LibC.RTLD_NOW | LibC.RTLD_GLOBAL);
+            h = LibC.dlopen(p, LibC.RTLD_NOW | LibC.RTLD_LOCAL);
         if (h == 0)
         {
             attempts.Add($"{path}: {Marshal.PtrToStringUTF8((nint)LibC.dlerror())}");
@@ -152,9 +241,25 @@ public static unsafe class PythonLibrary
         if (Symbol(h, "Py_GetVersion") == null)
         {
             attempts.Add($"{path}: loaded, but it is not libpython (no Py_GetVersion)");
+            LibC.dlclose(h);
             return 0;
         }
         return h;
+    }
+
+    // Accepted: now RTLD_GLOBAL, so that C extension modules (_asyncio, _ssl), which are not linked
+    // against libpython, resolve their Py* symbols to it. Reopening with RTLD_NOLOAD promotes the
+    // library already loaded instead of loading it again.
+    private static nint Promote(nint local, string path)
+    {
+        nint global;
+        fixed (byte* p = Utf8Z(path))
+            global = LibC.dlopen(p, LibC.RTLD_NOW | LibC.RTLD_GLOBAL | LibC.RTLD_NOLOAD);
+        if (global == 0)
+            throw new PythonLibraryException(
+                $"'{path}' was loaded but could not be made global: {Marshal.PtrToStringUTF8((nint)LibC.dlerror())}", []);
+        LibC.dlclose(local); // the same library: drop the extra reference, keep the global one
+        return global;
     }
 
     private static IEnumerable<string> AskPython(string executable, List<string> attempts)
@@ -200,12 +305,42 @@ public static unsafe class PythonLibrary
         return found;
     }
 
-    private static IEnumerable<string> WellKnownLocations()
+    private static readonly string[] s_wellKnownDirs =
+        ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/local/lib", "/usr/lib"];
+
+    /// <summary>
+    /// Every libpython3.X.so.1.0 in the well-known directories, X from 3.9 up, newest first, by
+    /// pattern rather than a list of minors, so the next release is found the day it is installed.
+    /// Release builds come before a debug build (3.Xd) of the same version; free-threaded builds
+    /// (3.Xt) are left to be refused with their reason.
+    /// </summary>
+    internal static IEnumerable<string> WellKnownLocations(IEnumerable<string>? directories = null)
     {
-        string[] dirs = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/local/lib", "/usr/lib"];
-        for (int minor = 13; minor >= 9; minor--)
-            foreach (var dir in dirs)
-                yield return $"{dir}/libpython3.{minor}.so.1.0";
+        var found = new List<(int Minor, int Kind, string Path)>();
+        foreach (var dir in directories ?? s_wellKnownDirs)
+        {
+            string[] files;
+            try { files = Directory.Exists(dir) ? Directory.GetFiles(dir, "libpython3.*.so.1.0") : []; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            foreach (var file in files)
+                if (ParseLibraryName(Path.GetFileName(file)) is { } parsed && parsed.Minor >= MinimumVersion.Minor)
+                    found.Add((parsed.Minor, parsed.Abi switch { "" or "m" => 0, "d" or "dm" => 1, _ => 2 }, file));
+        }
+        // Stable within a version: the directories' order above decides between equal files.
+        return found.OrderByDescending(f => f.Minor).ThenBy(f => f.Kind).Select(f => f.Path).ToList();
+    }
+
+    /// <summary>"libpython3.14d.so.1.0" gives (14, "d"), "libpython3.7m.so.1.0" (7, "m"); anything else, null.</summary>
+    internal static (int Minor, string Abi)? ParseLibraryName(string fileName)
+    {
+        const string prefix = "libpython3.", suffix = ".so.1.0";
+        if (!fileName.StartsWith(prefix, StringComparison.Ordinal) || !fileName.EndsWith(suffix, StringComparison.Ordinal)) return null;
+        var middle = fileName[prefix.Length..^suffix.Length];
+        int digits = 0;
+        while (digits < middle.Length && char.IsAsciiDigit(middle[digits])) digits++;
+        if (digits == 0 || digits > 3 || !int.TryParse(middle[..digits], out int minor)) return null;
+        var abi = middle[digits..];
+        return abi is "" or "d" or "t" or "td" or "m" or "dm" ? (minor, abi) : null;
     }
 
     private static Version ReadVersion(nint handle, out string full)

@@ -55,8 +55,52 @@ public static unsafe class PythonRuntime
                 Gil.Exit();
             }
             using (Gil.Acquire())
+            {
                 ExceptionBridge.Initialize();
+                InstallForkAndBuildChecks();
+            }
         }
+    }
+
+    /// <summary>True on a Py_DEBUG (reference-debugging) build of CPython.</summary>
+    internal static bool IsDebugBuild { get; private set; }
+
+    // A forked child has only the forking thread: the CLR's GC, finalizer and signal-handling
+    // threads are gone, so .NET code cannot run there safely. And the CLR's signal handlers,
+    // inherited by the child, re-send a signal the child receives (SIGTERM from Pool.terminate)
+    // to the process id the CLR cached at start-up, which is the parent's (seen with strace:
+    // the child calls kill(parent, SIGTERM)): the parent died instead of the child. The child
+    // hook, pure Python, flags the child (our callbacks then raise RuntimeError there) and gives
+    // the signals the CLR handles their default action.
+    private const string ForkHookSource = """
+        def install(flag):
+            import os, signal, sys
+            names = ('SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGCHLD', 'SIGCONT', 'SIGWINCH',
+                     'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2')
+            def after_in_child():
+                flag[0] = 1
+                for name in names:
+                    signum = getattr(signal, name, None)
+                    try:
+                        # None: a handler Python did not install, i.e. the CLR's.
+                        if signum is not None and signal.getsignal(signum) is None:
+                            signal.signal(signum, signal.SIG_DFL)
+                    except (OSError, ValueError, RuntimeError):
+                        pass
+            os.register_at_fork(after_in_child=after_in_child)
+            return hasattr(sys, 'gettotalrefcount')
+        """;
+
+    /// <summary>Requires the GIL.</summary>
+    private static void InstallForkAndBuildChecks()
+    {
+        using var globals = Py.Run(ForkHookSource, fileName: "<asyncioraw fork hook>");
+        using var install = globals["install"];
+        // The view over Gil's flag lives as long as the hook (the interpreter's life); the flag's
+        // memory is never freed.
+        using var flag = PyObject.StealOrThrow(CPython.PyMemoryView_FromMemory(Gil.ForkedChildFlag, 1, CPython.PyBUF_WRITE));
+        IsDebugBuild = install.Call<PyObject, bool>(flag);
+        Gil.WarmUpRefusal();
     }
 
     /// <summary>
@@ -76,6 +120,12 @@ public static unsafe class PythonRuntime
                     $"Python must be finalized on the thread that initialized it (managed thread {s_initThreadId}).");
             if (Gil.CurrentDepth != 0)
                 throw new InvalidOperationException("Shutdown cannot be called while this thread holds the GIL.");
+            // Inside Gil.AllowThreads (perhaps within a callback from Python): the scope's dispose
+            // would take the GIL of a finalized interpreter, and Python frames below us would
+            // resume in it.
+            if (Gil.CurrentlyActive)
+                throw new InvalidOperationException(
+                    "Shutdown cannot be called inside Gil.AllowThreads or a callback from Python; call it after leaving them.");
 
             // From here on no thread may start taking the GIL (see the hazard in CPython.Pystate.cs).
             s_state = RuntimeState.Finalizing;
@@ -92,14 +142,17 @@ public static unsafe class PythonRuntime
                 Thread.Sleep(1);
             }
             // Take the GIL directly (the gate above now refuses Gil.Acquire).
+            // .NET functions stay callable on this thread while Py_FinalizeEx runs atexit handlers
+            // and __del__ methods (other threads are refused by the callback gate), so the bridge's
+            // cached objects are dropped only afterwards: their release is then a no-op.
             Gil.ForFinalization(static () =>
             {
                 DeferredRelease.Drain();
-                ObjectFinalizationHooks.RunBeforeFinalize();
                 CPython.Py_FinalizeEx();
             });
             DeferredRelease.Discard();
             s_state = RuntimeState.Finalized;
+            ObjectFinalizationHooks.RunAfterFinalize();
         }
     }
 
@@ -111,7 +164,8 @@ public static unsafe class PythonRuntime
     });
 }
 
-/// <summary>Code that must run with the GIL just before Py_FinalizeEx (e.g. dropping cached objects).</summary>
+/// <summary>Code that drops cached objects once the interpreter is gone (releasing them is then a
+/// no-op): after Py_FinalizeEx, so that .NET code Python calls while it finalizes still finds them.</summary>
 internal static class ObjectFinalizationHooks
 {
     private static readonly List<Action> s_hooks = [];
@@ -121,7 +175,7 @@ internal static class ObjectFinalizationHooks
         lock (s_hooks) s_hooks.Add(hook);
     }
 
-    internal static void RunBeforeFinalize()
+    internal static void RunAfterFinalize()
     {
         Action[] hooks;
         lock (s_hooks) hooks = [.. s_hooks];

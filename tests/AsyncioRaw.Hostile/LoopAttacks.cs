@@ -586,9 +586,10 @@ internal static partial class LoopAttacks
     // ---- 9. Leaks: loop threads ----
 
     [Attack("leak.loop_thread")]
-    private static void LeakLoopThread()
+    private static void LeakLoopThread(string[] args)
     {
         Init();
-        Outcome.MeasureLeak("loop_thread", () => new EventLoopThread().Dispose(), warmup: 20, count: 200);
+        int warmup = args.Length >= 2 ? int.Parse(args[0]) : 20, count = args.Length >= 2 ? int.Parse(args[1]) : 200;
+        Outcome.MeasureLeak("loop_thread", () => new EventLoopThread().Dispose(), warmup, count);
     }
 }

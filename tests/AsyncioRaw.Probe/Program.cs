@@ -8,6 +8,8 @@ try
     {
         "which" => Which(),
         "use" => Use(args[1]),
+        "use-after-refused" => UseAfterRefused(args[1], args[2]),
+        "judge" => Judge(args[1..]),
         "misuse" => Misuse(),
         "finalize" => FinalizeWhileAlive(),
         "ctrl-c" => CtrlC(ignoreCancellation: false),
@@ -90,6 +92,31 @@ static int Use(string path)
 {
     PythonLibrary.Use(path);
     return Which();
+}
+
+// A library refused (too old, free-threaded) must leave nothing behind that a later choice trips
+// over: the next PythonLibrary.Use is judged on its own.
+static int UseAfterRefused(string refused, string good)
+{
+    PythonLibrary.Use(refused);
+    try
+    {
+        PythonRuntime.Initialize(installSignalHandlers: false);
+        Console.WriteLine("refused=no");
+        return 1;
+    }
+    catch (PythonLibraryException e)
+    {
+        Console.WriteLine($"refused={e.Message.Split('\n')[0]}");
+    }
+    return Use(good);
+}
+
+// Whether each library would be accepted, judged without making any of them this process's.
+static int Judge(string[] paths)
+{
+    foreach (var path in paths) Console.WriteLine($"judge:{path}={PythonLibrary.Judge(path)}");
+    return 0;
 }
 
 static int Misuse()

@@ -126,4 +126,61 @@ public class ConversionTests
         Assert.Throws<PythonException>(() => big.As<long>()); // OverflowError from Python
         Assert.Throws<ArgumentException>(() => PyConvert.ToPython(new object()));
     }
+
+    [Test]
+    public void Names_with_an_embedded_NUL_are_refused_not_truncated()
+    {
+        using var one = PyConvert.ToPython(1L);
+        void Refused(TestDelegate call, string param) =>
+            Assert.That(Assert.Throws<ArgumentException>(call)!.ParamName, Is.EqualTo(param));
+        Refused(() => one.GetAttr("real\0junk").Dispose(), "name");
+        Refused(() => one.HasAttr("real\0junk"), "name");
+        Refused(() => one.CallMethod("bit_length\0junk").Dispose(), "name");
+        using var ns = Py.Run("class C: pass\nc = C()\n");
+        using var c = ns["c"];
+        Refused(() => c.SetAttr("x\0y", 1), "name");
+        Assert.That(c.HasAttr("x"), Is.False);
+        Refused(() => Py.Import("json\0junk").Dispose(), "name");
+        Refused(() => Py.Run("x = 1\0junk").Dispose(), "source");
+        Refused(() => Py.Run("x = 1", fileName: "a\0b").Dispose(), "fileName");
+        Refused(() => Py.Eval("1\0+1").Dispose(), "expression");
+        Refused(() => Py.CreateModule("nul_mod\0x", "y = 1").Dispose(), "name");
+        Refused(() => Py.CreateModule("nul_src_mod", "y = 1\0junk", register: true).Dispose(), "source");
+        using var sys = Py.Import("sys");
+        using var modules = sys.GetAttr("modules");
+        Assert.That(modules.CallMethod("__contains__", "nul_src_mod").As<bool>(), Is.False, "a refused module stays out of sys.modules");
+        using var dict = Py.Eval("dict");
+        Refused(() => dict.Call([], [new KeyValuePair<string, object?>("a\0b", 1)]).Dispose(), "kwargs");
+        // A lone surrogate has no UTF-8 form either: refused, not replaced by U+FFFD.
+        Refused(() => one.GetAttr("real\ud800").Dispose(), "name");
+        // A .NET function's name and doc become C strings too.
+        Refused(() => AsyncioRaw.Asyncio.PyFunction.Create<long, long>("f\0g", x => x).Dispose(), "name");
+        Refused(() => AsyncioRaw.Asyncio.PyFunction.Create<long, long>("f", x => x, doc: "a\0b").Dispose(), "doc");
+    }
+
+    [Test]
+    public void Shared_references_that_are_not_cycles_convert_both_ways()
+    {
+        var leaf = new List<object?> { 1L, 2L };
+        var data = new List<object?> { leaf, leaf, new Dictionary<object, object?> { ["l"] = leaf } };
+        var back = (List<object?>)RoundTrip(data)!;
+        Assert.That(back[0], Is.EqualTo(leaf));
+        Assert.That(back[1], Is.EqualTo(leaf));
+        object nested = 1L;
+        for (int i = 0; i < PyConvert.MaxDepth; i++) nested = new List<object?> { nested };
+        Assert.That(RoundTrip(nested), Is.InstanceOf<List<object?>>(), "MaxDepth levels convert");
+        Assert.Throws<InsufficientExecutionStackException>(() => PyConvert.ToPython(new List<object?> { nested }).Dispose());
+    }
+
+    [TestCase(0)]
+    [TestCase(100)]
+    [TestCase(171)]
+    [TestCase(100_000)]
+    public void Strings_of_every_size_keep_surrogates_and_BOMs(int length)
+    {
+        var s = "\ufeff" + new string('a', length) + "\u00e9\ud83d\ude00" + "\udc00" + new string('\u4e2d', length / 2);
+        Assert.That(RoundTrip(s), Is.EqualTo(s));
+        using var py = PyConvert.ToPython(s);
+        Assert.That(py.Length, Is.EqualTo(s.Length - 1), "the pair is one code point in Python");
+    }
 }

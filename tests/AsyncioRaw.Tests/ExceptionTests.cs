@@ -121,7 +121,7 @@ public class ExceptionTests
     [TestCase(typeof(NotImplementedException), "NotImplementedError")]
     [TestCase(typeof(KeyNotFoundException), "KeyError")]
     [TestCase(typeof(InvalidCastException), "TypeError")]
-    [TestCase(typeof(OperationCanceledException), "CancelledError")]
+    [TestCase(typeof(InsufficientExecutionStackException), "RecursionError")]
     public void NET_exceptions_map_to_the_matching_Python_type(Type type, string pythonBase)
     {
         var exception = (Exception)Activator.CreateInstance(type, "mapped")!;
@@ -177,5 +177,68 @@ public class ExceptionTests
         long clrAfter = GC.GetTotalMemory(forceFullCollection: true);
         Assert.That(pyAfter - pyBefore, Is.LessThan(2_000), "Python blocks grew");
         Assert.That(clrAfter - clrBefore, Is.LessThan(4_000_000), ".NET heap grew");
+    }
+
+    [Test]
+    public void OperationCanceledException_is_a_catchable_DotNetCancelledError_not_CancelledError()
+    {
+        using var pyExc = ExceptionBridge.ToPython(new OperationCanceledException("a timeout"));
+        using var check = Py.Eval("lambda e: (type(e).__name__, isinstance(e, Exception), isinstance(e, __import__('asyncio').CancelledError))");
+        using var r = check.Call(pyExc);
+        Assert.That(r.ToClr(), Is.EqualTo(new object?[] { "DotNetCancelledError", true, false }));
+    }
+
+    [Test]
+    public void A_NET_exception_back_from_Python_keeps_its_original_stack_trace()
+    {
+        using var thrower = AsyncioRaw.Asyncio.PyFunction.Create<object?, object?>("thrower", _ => OriginalThrower());
+        using var globals = Py.Run("def call(f):\n    f(None)\n");
+        using var call = globals["call"];
+        var e = Assert.Throws<InvalidOperationException>(() => call.Call(thrower).Dispose())!;
+        Assert.That(e.Message, Is.EqualTo("thrown far away"));
+        Assert.That(e.StackTrace, Does.Contain(nameof(OriginalThrower)), "the original throwing method");
+        Assert.That(e.StackTrace, Does.Contain(nameof(A_NET_exception_back_from_Python_keeps_its_original_stack_trace)), "and where it came back");
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static object? OriginalThrower() => throw new InvalidOperationException("thrown far away");
+
+    [Test]
+    public void A_NET_exception_whose_Message_throws_still_becomes_a_Python_exception()
+    {
+        var e = new ThrowingMessage();
+        using var pyExc = ExceptionBridge.ToPython(e);
+        Assert.That(pyExc.GetAttr("dotnet_type").As<string>(), Is.EqualTo(typeof(ThrowingMessage).FullName));
+        Assert.That(pyExc.GetAttr("dotnet_message").As<string>(), Is.EqualTo("<Message threw System.InvalidOperationException>"));
+        Assert.That(pyExc.GetAttr("dotnet_stack_trace").As<string>(), Is.EqualTo("<StackTrace threw System.InvalidOperationException>"));
+        using var globals = Py.Run("def rethrow(e):\n    raise e\n");
+        using var rethrow = globals["rethrow"];
+        Assert.That(Assert.Throws<ThrowingMessage>(() => rethrow.Call(pyExc).Dispose()), Is.SameAs(e));
+    }
+
+    private sealed class ThrowingMessage : Exception
+    {
+        public override string Message => throw new InvalidOperationException("Message");
+        public override string? StackTrace => throw new InvalidOperationException("StackTrace");
+    }
+
+    [Test]
+    public void Unreadable_exception_fields_are_reported_in_place()
+    {
+        var e = Raise("""
+            class Unprintable:
+                def __str__(self):
+                    raise Odd('again')
+            class Odd(Exception):
+                def __str__(self):
+                    raise Odd('again')
+            Odd.__module__ = Unprintable()
+            def f():
+                raise Odd()
+            """);
+        Assert.That(e.PythonTypeName, Is.EqualTo("Odd"));
+        Assert.That(e.PythonTypeModule, Is.EqualTo("<__module__ raised Odd>"));
+        Assert.That(e.PythonMessage, Is.EqualTo("<str() raised Odd>"));
+        using (Gil.Acquire()) Assert.That(Py.Eval("__import__('sys').exc_info()[0]").IsNone, "no error left set");
     }
 }

@@ -22,6 +22,11 @@ internal static class Probe
         psi.Environment.Remove("ASYNCIORAW_PYTHON_LIBRARY");
         psi.Environment.Remove("ASYNCIORAW_PYTHON");
         psi.Environment.Remove("LD_PRELOAD");
+        // A test that does not choose how the child finds Python gets the suite's own library, so
+        // CI's per-version runs (and a root without python3 on PATH) test that version there too.
+        if (!(environment ?? new Dictionary<string, string?>()).Keys.Any(DiscoveryKeys.Contains) &&
+            PythonLibrary.LoadedPath is { } suiteLibrary && suiteLibrary.Contains('/'))
+            psi.Environment["ASYNCIORAW_PYTHON_LIBRARY"] = suiteLibrary;
         foreach (var (k, v) in environment ?? new Dictionary<string, string?>())
         {
             if (v is null) psi.Environment.Remove(k);
@@ -37,6 +42,9 @@ internal static class Probe
         }
         return new Result(p.ExitCode, stdout.Result, stderr.Result);
     }
+
+    // What decides the child's libpython; a test that sets any of these chooses for itself.
+    private static readonly string[] DiscoveryKeys = ["ASYNCIORAW_PYTHON_LIBRARY", "ASYNCIORAW_PYTHON", "LD_PRELOAD", "PATH"];
 
     internal static string DotnetHost() =>
         Environment.ProcessPath is { } host && Path.GetFileNameWithoutExtension(host) == "dotnet" ? host : "dotnet";

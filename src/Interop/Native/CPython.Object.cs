@@ -30,6 +30,12 @@ internal static unsafe partial class CPython
     [LibraryImport(Libraries.Python)]
     internal static partial int PyObject_SetAttrString(PyObject* o, byte* attr_name, PyObject* v);
 
+    /// <summary>The default attribute lookup (descriptors of the type, then the instance dict),
+    /// bypassing a <c>__getattribute__</c>/<c>__getattr__</c> override.</summary>
+    /// <returns>New reference, or NULL with an exception set.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial PyObject* PyObject_GenericGetAttr(PyObject* o, PyObject* name);
+
     /// <returns>1 or 0; never fails (exceptions from __getattr__ are swallowed).</returns>
     [LibraryImport(Libraries.Python)]
     internal static partial int PyObject_HasAttr(PyObject* o, PyObject* attr_name);
@@ -67,6 +73,12 @@ internal static unsafe partial class CPython
     /// <summary>The type's tp_flags through the exported accessor (the field's offset is not stable).</summary>
     [LibraryImport(Libraries.Python), SuppressGCTransition]
     internal static partial nuint PyType_GetFlags(PyTypeObject* type);
+
+    /// <summary>The type's <c>__name__</c> read from the type object itself: no Python code runs,
+    /// whatever the metaclass does.</summary>
+    /// <returns>New reference, or NULL with an exception set.</returns>
+    [LibraryImport(Libraries.Python), Since(3, 11)]
+    internal static partial PyObject* PyType_GetName(PyTypeObject* type);
 
     internal const nuint Py_TPFLAGS_LONG_SUBCLASS = 1u << 24;
     internal const nuint Py_TPFLAGS_LIST_SUBCLASS = 1u << 25;

@@ -13,6 +13,7 @@ internal static unsafe partial class LibC
     internal const int RTLD_NOW = 0x0002;
     internal const int RTLD_NOLOAD = 0x0004;
     internal const int RTLD_GLOBAL = 0x0100;
+    internal const int RTLD_LOCAL = 0;
 
     [LibraryImport(Name)]
     internal static partial nint dlopen(byte* filename, int flags);
@@ -22,6 +23,10 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Name)]
     internal static partial byte* dlerror();
+
+    // A libpython inspected and refused is closed again (PythonLibrary).
+    [LibraryImport(Name)]
+    internal static partial int dlclose(nint handle);
 
     internal const int EFD_CLOEXEC = 0x80000;
     internal const int EFD_NONBLOCK = 0x800;

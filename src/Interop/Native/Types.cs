@@ -6,14 +6,18 @@ namespace AsyncioRaw.Interop;
 // sizeof/offsetof against Python.h. Only structs whose layout is the same on every
 // supported (non-free-threaded) CPython 3.9-3.13 build are declared with fields.
 
-/// <summary>The object header (<c>PyObject_HEAD</c>): 16 bytes on every supported build.
+/// <summary>The object header (<c>PyObject_HEAD</c>): 16 bytes on every supported GIL build,
+/// release or debug (Py_DEBUG no longer implies Py_TRACE_REFS).
 /// We read <c>ob_type</c> only; reference counts go through <c>Py_IncRef</c>/<c>Py_DecRef</c>
-/// because 3.12's immortal objects changed what a raw increment means.</summary>
-[StructLayout(LayoutKind.Sequential)]
+/// because 3.12's immortal objects changed what a raw increment means.
+/// Skipped: the reference count in the first 8 bytes, whose C type is not one across versions
+/// (<c>Py_ssize_t ob_refcnt</c> to 3.11, a union with <c>ob_refcnt_split[2]</c> in 3.12-3.13,
+/// <c>uint32_t ob_refcnt</c> + <c>ob_overflow</c> + <c>ob_flags</c> over <c>ob_refcnt_full</c>
+/// from 3.14); free-threaded builds lay the header out differently and are refused.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 16)]
 internal unsafe struct PyObject
 {
-    public nint ob_refcnt;
-    public PyTypeObject* ob_type;
+    [FieldOffset(8)] public PyTypeObject* ob_type;
 }
 
 /// <summary>Opaque: <c>PyTypeObject</c>'s layout differs between versions; never read its fields.</summary>
