@@ -7,6 +7,7 @@ public class GilAttackTests
     [Test]
     public void Thread_states_of_exited_threads_are_freed()
     {
+        IgnoreWhereThreadStatesAreKept();
         var r = Attacks.Run("gil.thread_churn", timeoutSeconds: 120).AssertSurvived().Expect("wrong", "0")
             .Expect("gilstate_check", "1").Expect("gilstate_check_here", "1").Expect("shutdown", "ok");
         // Each of 12,500 short-lived threads used to leave its thread state and its entry behind.
@@ -38,4 +39,13 @@ public class GilAttackTests
     [Test]
     public void Disposing_a_callable_while_threads_call_it_is_safe() =>
         Attacks.Run("gil.dispose_while_calling").AssertSurvived().Expect("wrong", "0");
+
+    /// <summary>CPython's debug builds of 3.12+ assert (unbind_gilstate_tstate) when one thread
+    /// deletes another's state, so there the states of exited threads are left to Py_FinalizeEx;
+    /// release builds, the ones hosts run, free them and are tested on every version.</summary>
+    internal static void IgnoreWhereThreadStatesAreKept()
+    {
+        if (PythonRuntime.IsDebugBuild && PythonLibrary.Version >= new Version(3, 12))
+            Assert.Ignore("a Py_DEBUG build of CPython 3.12+ keeps exited threads' states until finalization (CPython asserts when another thread deletes one)");
+    }
 }
