@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 
 namespace AsyncioRaw.Tests.Hostile;
@@ -44,29 +43,10 @@ internal static class Attacks
 
     internal static Result Run(string attack, int timeoutSeconds = 60, IDictionary<string, string?>? environment = null, params string[] args)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "AsyncioRaw.Hostile.dll");
-        var psi = new ProcessStartInfo(Probe.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add("exec");
-        psi.ArgumentList.Add(dll);
-        psi.ArgumentList.Add(attack);
-        foreach (var a in args) psi.ArgumentList.Add(a);
         // A crash should be a plain signal exit, fast, without a core dump or createdump.
-        psi.Environment["DOTNET_DbgEnableMiniDump"] = "0";
-        foreach (var (k, v) in environment ?? new Dictionary<string, string?>())
-        {
-            if (v is null) psi.Environment.Remove(k);
-            else psi.Environment[k] = v;
-        }
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        bool timedOut = !p.WaitForExit(timeoutSeconds * 1000);
-        if (timedOut)
-        {
-            p.Kill(entireProcessTree: true);
-            p.WaitForExit();
-        }
-        var result = new Result(attack, p.ExitCode, timedOut, stdout.Result, stderr.Result);
+        var child = ChildProcess.Run("AsyncioRaw.Hostile.dll", [attack, .. args], timeoutSeconds * 1000,
+            static psi => psi.Environment["DOTNET_DbgEnableMiniDump"] = "0", environment);
+        var result = new Result(attack, child.ExitCode, child.TimedOut, child.Output, child.Error);
         TestContext.Out.WriteLine(result.ToString());
         return result;
     }
