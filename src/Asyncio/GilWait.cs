@@ -17,12 +17,22 @@ internal static class GilWait
         if (ownLoop is { IsOnLoopThread: true })
             throw new InvalidOperationException(
                 "Waiting on the event loop's own thread for work that loop must do would deadlock: the loop cannot run while its thread waits.");
-        if (Gil.IsHeld)
-        {
-            using (Gil.AllowThreads())
-                ((IAsyncResult)task).AsyncWaitHandle.WaitOne();
-        }
+        UntilCompleted(task);
         task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Blocks until <paramref name="task"/> has completed (however it ended), with the
+    /// GIL released for the wait if this thread holds it.</summary>
+    internal static void UntilCompleted(Task task)
+    {
+        if (task.IsCompleted) return;
+        if (!Gil.IsHeld)
+        {
+            ((IAsyncResult)task).AsyncWaitHandle.WaitOne();
+            return;
+        }
+        using (Gil.AllowThreads())
+            ((IAsyncResult)task).AsyncWaitHandle.WaitOne();
     }
 
     internal static T Wait<T>(Task<T> task, EventLoop? ownLoop = null)

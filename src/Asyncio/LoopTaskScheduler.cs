@@ -29,11 +29,7 @@ internal sealed class LoopTaskScheduler(EventLoop loop) : TaskScheduler
             throw new InvalidOperationException(
                 "Blocking on a Python awaitable from its event loop's thread would deadlock: the loop cannot " +
                 "run while this thread waits for it. Use 'await' instead of .Result/.Wait().");
-        if (Gil.IsHeld)
-        {
-            using (Gil.AllowThreads())
-                ((IAsyncResult)task).AsyncWaitHandle.WaitOne();
-        }
+        if (Gil.IsHeld) GilWait.UntilCompleted(task); // .NET's own wait then finds it complete
         return false;
     }
 
