@@ -151,15 +151,21 @@ public static class HeaderCheck
         Close(sb, guard);
     }
 
+    /// <summary>The C name of a declared struct: its [CName], else its C# name.</summary>
+    private static string CName(Type type) =>
+        type.GetCustomAttributes().FirstOrDefault(a => a.GetType().Name == "CNameAttribute") is { } c
+            ? (string)c.GetType().GetProperty("Name")!.GetValue(c)!
+            : type.Name;
+
     private static void EmitStruct(StringBuilder sb, Type type)
     {
-        string guard = Guard(type);
+        string guard = Guard(type), name = CName(type);
         Open(sb, guard);
-        sb.AppendLine($"static_assert(sizeof({type.Name}) == {Marshal.SizeOf(type)}, \"sizeof({type.Name}) differs from Python.h\");");
+        sb.AppendLine($"static_assert(sizeof({name}) == {Marshal.SizeOf(type)}, \"sizeof({name}) differs from Python.h\");");
         foreach (var field in type.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic))
         {
-            sb.AppendLine($"static_assert(offsetof({type.Name}, {field.Name}) == {Marshal.OffsetOf(type, field.Name)}, \"offsetof({type.Name}, {field.Name}) differs from Python.h\");");
-            sb.AppendLine($"static_assert(check::same<decltype({type.Name}::{field.Name}), {Spell(field.GetModifiedFieldType(), type.Name)}>, \"{type.Name}.{field.Name}: type differs from Python.h\");");
+            sb.AppendLine($"static_assert(offsetof({name}, {field.Name}) == {Marshal.OffsetOf(type, field.Name)}, \"offsetof({name}, {field.Name}) differs from Python.h\");");
+            sb.AppendLine($"static_assert(check::same<decltype({name}::{field.Name}), {Spell(field.GetModifiedFieldType(), name)}>, \"{name}.{field.Name}: type differs from Python.h\");");
         }
         Close(sb, guard);
     }
@@ -185,7 +191,7 @@ public static class HeaderCheck
         if (t == typeof(nuint)) return "uintptr_t";
         if (t == typeof(double)) return "double";
         if (t == typeof(float)) return "float";
-        if (t.IsValueType && t.Namespace is not null && !t.Namespace.StartsWith("System")) return t.Name;
+        if (t.IsValueType && t.Namespace is not null && !t.Namespace.StartsWith("System")) return CName(t);
         throw new NotSupportedException($"{context}: {t} is not a blittable C type");
     }
 

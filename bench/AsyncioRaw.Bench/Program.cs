@@ -2,7 +2,6 @@
 // Usage: dotnet run -c Release --project bench/AsyncioRaw.Bench [-- --quick]
 using System.Diagnostics;
 using AsyncioRaw;
-using AsyncioRaw.Asyncio;
 using AsyncioRaw.Bench;
 
 bool quick = args.Contains("--quick");

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using AsyncioRaw;
-using AsyncioRaw.Asyncio;
 
 namespace AsyncioRaw.Bench;
 

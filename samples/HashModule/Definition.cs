@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using AsyncioRaw;
-using AsyncioRaw.Asyncio;
 using AsyncioRaw.Module;
 
 namespace HashModule;

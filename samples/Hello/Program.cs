@@ -1,5 +1,4 @@
 using AsyncioRaw;
-using AsyncioRaw.Asyncio;
 
 PythonRuntime.Initialize();
 Console.WriteLine($"Python {PythonLibrary.Version} from {PythonLibrary.LoadedPath} (found by {PythonLibrary.FoundBy})");

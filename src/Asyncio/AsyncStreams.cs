@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using AsyncioRaw.Interop;
 
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>
 /// Async streams both ways. A Python async iterator (an async generator above all) is pulled one

@@ -1,6 +1,6 @@
 using AsyncioRaw.Interop;
 
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>
 /// Python owns the thread (pyo3-asyncio's original design): a new event loop runs on the calling

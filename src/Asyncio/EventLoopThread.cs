@@ -1,4 +1,4 @@
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>
 /// Hosted mode, for hosts that own their main thread (ASP.NET, services, GUIs): an event loop on a

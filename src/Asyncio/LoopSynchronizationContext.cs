@@ -1,4 +1,4 @@
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>
 /// Current on the loop thread while the loop runs our callbacks. An await that captured it resumes

@@ -1,4 +1,4 @@
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>
 /// Runs the tasks that stand for work a loop must finish (Python awaitables, work given to an

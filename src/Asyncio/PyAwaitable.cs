@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>
 /// .NET awaits Python (pyo3's <c>into_future</c>): any awaitable — a coroutine, an asyncio Future or

@@ -1,4 +1,4 @@
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>
 /// .NET functions as Python callables (builtin functions: vectorcall, no per-call tuple). Async

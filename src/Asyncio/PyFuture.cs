@@ -1,4 +1,4 @@
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>
 /// Python awaits .NET (pyo3's <c>future_into_py</c>): a Task becomes a Python awaitable bound to the

@@ -1,4 +1,4 @@
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>
 /// Interned method names and module objects the bridge calls on every operation, created once

@@ -1,4 +1,4 @@
-namespace AsyncioRaw.Asyncio;
+namespace AsyncioRaw;
 
 /// <summary>
 /// What flows with .NET async code that belongs to a Python event loop, the way pyo3's TaskLocals

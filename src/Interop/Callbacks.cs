@@ -26,10 +26,10 @@ internal abstract class FastCallTarget
 /// <summary>The arguments of a vectorcall, borrowed for the duration of the call.</summary>
 internal readonly unsafe ref struct PyArgs
 {
-    private readonly Interop.PyObject** _args;
-    private readonly Interop.PyObject* _kwnames;
+    private readonly NativePyObject** _args;
+    private readonly NativePyObject* _kwnames;
 
-    internal PyArgs(Interop.PyObject** args, nint count, Interop.PyObject* kwnames)
+    internal PyArgs(NativePyObject** args, nint count, NativePyObject* kwnames)
     {
         _args = args;
         Count = count;
@@ -102,17 +102,17 @@ internal static unsafe class Callbacks
 
     /// <summary>A builtin function that calls <paramref name="target"/>. Requires the GIL.</summary>
     internal static NewReference NoArgs(NoArgsCallback target) => Create(ref s_noArgs, "dotnet_callback", CPython.METH_NOARGS,
-        (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&NoArgsTrampoline, target);
+        (delegate* unmanaged<NativePyObject*, NativePyObject*, NativePyObject*>)&NoArgsTrampoline, target);
 
     internal static NewReference OneArg(OneArgCallback target) => Create(ref s_oneArg, "dotnet_callback", CPython.METH_O,
-        (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)&OneArgTrampoline, target);
+        (delegate* unmanaged<NativePyObject*, NativePyObject*, NativePyObject*>)&OneArgTrampoline, target);
 
     /// <summary>An internal callback taking several arguments (shares one method def).</summary>
     internal static NewReference FastCall(FastCallTarget target)
     {
-        var meth = (delegate* unmanaged<Interop.PyObject*, Interop.PyObject**, nint, Interop.PyObject*, Interop.PyObject*>)&FastCallTrampoline;
+        var meth = (delegate* unmanaged<NativePyObject*, NativePyObject**, nint, NativePyObject*, NativePyObject*>)&FastCallTrampoline;
         return Create(ref s_fastCall, "dotnet_callback", CPython.METH_FASTCALL | CPython.METH_KEYWORDS,
-            (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)meth, target);
+            (delegate* unmanaged<NativePyObject*, NativePyObject*, NativePyObject*>)meth, target);
     }
 
     /// <summary>A named function; one method def per function, so __name__ is right. The def is
@@ -122,10 +122,10 @@ internal static unsafe class Callbacks
     {
         NativeTypes.EnsureReady();
         if (!s_warmedUp) WarmUp();
-        var meth = (delegate* unmanaged<Interop.PyObject*, Interop.PyObject**, nint, Interop.PyObject*, Interop.PyObject*>)&FastCallTrampoline;
+        var meth = (delegate* unmanaged<NativePyObject*, NativePyObject**, nint, NativePyObject*, NativePyObject*>)&FastCallTrampoline;
         var def = NewDef(name, CPython.METH_FASTCALL | CPython.METH_KEYWORDS,
-            (delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*>)meth, doc);
-        Interop.PyObject* box;
+            (delegate* unmanaged<NativePyObject*, NativePyObject*, NativePyObject*>)meth, doc);
+        NativePyObject* box;
         try { box = NativeTypes.Box(target, ownedDef: def); }
         catch
         {
@@ -136,7 +136,7 @@ internal static unsafe class Callbacks
     }
 
     private static NewReference Create(ref PyMethodDef* shared, string name, int flags,
-        delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, object target)
+        delegate* unmanaged<NativePyObject*, NativePyObject*, NativePyObject*> meth, object target)
     {
         NativeTypes.EnsureReady();
         if (!s_warmedUp) WarmUp();
@@ -151,7 +151,7 @@ internal static unsafe class Callbacks
         return NewFunction(shared, NativeTypes.Box(target));
     }
 
-    private static PyMethodDef* NewDef(string name, int flags, delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject*> meth, string? doc)
+    private static PyMethodDef* NewDef(string name, int flags, delegate* unmanaged<NativePyObject*, NativePyObject*, NativePyObject*> meth, string? doc)
     {
         // Refused before anything is allocated: a name or doc with an embedded NUL.
         Utf8Z.ThrowIfNul(name, nameof(name));
@@ -165,7 +165,7 @@ internal static unsafe class Callbacks
     }
 
     /// <summary>Steals <paramref name="box"/> (the function holds it, or it is released).</summary>
-    private static NewReference NewFunction(PyMethodDef* def, Interop.PyObject* box)
+    private static NewReference NewFunction(PyMethodDef* def, NativePyObject* box)
     {
         var function = CPython.PyCFunction_NewEx(def, box, null);
         CPython.Py_DecRef(box);
@@ -205,7 +205,7 @@ internal static unsafe class Callbacks
     // pending Python exception and the call returns NULL, as C functions do.
 
     [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Interop.PyObject* NoArgsTrampoline(Interop.PyObject* self, Interop.PyObject* unused)
+    private static NativePyObject* NoArgsTrampoline(NativePyObject* self, NativePyObject* unused)
     {
         using var scope = new CallbackScope();
         if (scope.Refused) return null;
@@ -222,7 +222,7 @@ internal static unsafe class Callbacks
     }
 
     [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Interop.PyObject* OneArgTrampoline(Interop.PyObject* self, Interop.PyObject* arg)
+    private static NativePyObject* OneArgTrampoline(NativePyObject* self, NativePyObject* arg)
     {
         using var scope = new CallbackScope();
         if (scope.Refused) return null;
@@ -239,7 +239,7 @@ internal static unsafe class Callbacks
     }
 
     [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Interop.PyObject* FastCallTrampoline(Interop.PyObject* self, Interop.PyObject** args, nint nargsf, Interop.PyObject* kwnames)
+    private static NativePyObject* FastCallTrampoline(NativePyObject* self, NativePyObject** args, nint nargsf, NativePyObject* kwnames)
     {
         using var scope = new CallbackScope();
         if (scope.Refused) return null;

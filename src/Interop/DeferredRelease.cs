@@ -69,7 +69,7 @@ internal static unsafe class DeferredRelease
         while (s_disposed.TryDequeue(out var item))
             item.Owner.ReleaseUnderGil(item.Handle);
         while (s_queue.TryDequeue(out var obj))
-            CPython.Py_DecRef((Interop.PyObject*)obj);
+            CPython.Py_DecRef((NativePyObject*)obj);
     }
 
     /// <summary>After finalization the objects are gone with the interpreter; forget them.</summary>

@@ -100,7 +100,7 @@ public static unsafe class ExceptionBridge
     }
 
     /// <summary>New reference, or NULL with a Python exception set. Never throws. Requires the GIL.</summary>
-    internal static Interop.PyObject* ToPythonRaw(Exception exception, int depth)
+    internal static NativePyObject* ToPythonRaw(Exception exception, int depth)
     {
         try
         {
@@ -113,7 +113,7 @@ public static unsafe class ExceptionBridge
         }
     }
 
-    private static Interop.PyObject* Convert(Exception exception, int depth)
+    private static NativePyObject* Convert(Exception exception, int depth)
     {
         var original = exception switch
         {
@@ -151,9 +151,9 @@ public static unsafe class ExceptionBridge
         try { stack = exception.StackTrace ?? ""; }
         catch (Exception e) { stack = $"<StackTrace threw {e.GetType().FullName}>"; }
 
-        var argv = stackalloc Interop.PyObject*[6];
+        var argv = stackalloc NativePyObject*[6];
         int converted = 0;
-        Interop.PyObject* exc;
+        NativePyObject* exc;
         try
         {
             argv[1] = PyConvert.FromString(kind); converted++;
@@ -191,7 +191,7 @@ public static unsafe class ExceptionBridge
 
     /// <summary>The .NET exception a Python exception object carries, if it came from .NET.
     /// Never leaves an error set. Requires the GIL.</summary>
-    internal static Exception? TryUnwrapDotNet(Interop.PyObject* exc)
+    internal static Exception? TryUnwrapDotNet(NativePyObject* exc)
     {
         if (s_make is null) return null;
         var handle = PyObject.GetAttrRaw(exc, "_dotnet_handle");

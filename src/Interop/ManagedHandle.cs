@@ -29,7 +29,7 @@ public static unsafe class ManagedHandle
     }
 
     /// <summary>New reference or NULL with an exception set. Requires the GIL.</summary>
-    internal static Interop.PyObject* CreateRaw(object target)
+    internal static NativePyObject* CreateRaw(object target)
     {
         var handle = GCHandle.Alloc(target);
         var capsule = CPython.PyCapsule_New((void*)GCHandle.ToIntPtr(handle), CapsuleName, &Destroy);
@@ -45,7 +45,7 @@ public static unsafe class ManagedHandle
     }
 
     /// <summary>Borrowed object. Never leaves an error set. Requires the GIL.</summary>
-    internal static object? GetRaw(Interop.PyObject* obj)
+    internal static object? GetRaw(NativePyObject* obj)
     {
         if (CPython.PyCapsule_IsValid(obj, CapsuleName) == 0) return null;
         var p = CPython.PyCapsule_GetPointer(obj, CapsuleName);
@@ -53,7 +53,7 @@ public static unsafe class ManagedHandle
     }
 
     [UnmanagedCallersOnly]
-    private static void Destroy(Interop.PyObject* capsule)
+    private static void Destroy(NativePyObject* capsule)
     {
         // Runs inside CPython's dealloc with the GIL; nothing may escape.
         try

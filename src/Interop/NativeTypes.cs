@@ -10,7 +10,7 @@ namespace AsyncioRaw;
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct HandleBoxObject
 {
-    public Interop.PyObject ob_base;
+    public NativePyObject ob_base;
     public nint gchandle;
     public PyMethodDef* ownedDef; // the def of the one function whose self this is, or NULL
 }
@@ -18,9 +18,9 @@ internal unsafe struct HandleBoxObject
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct ReadyObject
 {
-    public Interop.PyObject ob_base;
-    public Interop.PyObject* value;     // result to return (owned), or NULL
-    public Interop.PyObject* exception; // exception to raise (owned), or NULL
+    public NativePyObject ob_base;
+    public NativePyObject* value;     // result to return (owned), or NULL
+    public NativePyObject* exception; // exception to raise (owned), or NULL
 }
 
 internal static unsafe class NativeTypes
@@ -43,18 +43,18 @@ internal static unsafe class NativeTypes
         if (Ready != null) return;
         var handleBox = MakeType("asyncioraw.Handle", sizeof(HandleBoxObject),
             "A .NET object kept alive for Python.",
-            [(CPython.Py_tp_dealloc, (nint)(delegate* unmanaged<Interop.PyObject*, void>)&HandleBoxDealloc)]);
+            [(CPython.Py_tp_dealloc, (nint)(delegate* unmanaged<NativePyObject*, void>)&HandleBoxDealloc)]);
         var slots = new List<(int, nint)>
         {
-            (CPython.Py_tp_dealloc, (nint)(delegate* unmanaged<Interop.PyObject*, void>)&ReadyDealloc),
-            (CPython.Py_am_await, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyAwait),
-            (CPython.Py_tp_iter, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyAwait),
-            (CPython.Py_tp_iternext, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*>)&ReadyNext),
+            (CPython.Py_tp_dealloc, (nint)(delegate* unmanaged<NativePyObject*, void>)&ReadyDealloc),
+            (CPython.Py_am_await, (nint)(delegate* unmanaged<NativePyObject*, NativePyObject*>)&ReadyAwait),
+            (CPython.Py_tp_iter, (nint)(delegate* unmanaged<NativePyObject*, NativePyObject*>)&ReadyAwait),
+            (CPython.Py_tp_iternext, (nint)(delegate* unmanaged<NativePyObject*, NativePyObject*>)&ReadyNext),
         };
         // am_send (3.10+) hands the result back without a StopIteration object where the
         // interpreter uses it (3.10, 3.11); 3.12+ goes through tp_iternext.
         if (PythonLibrary.Minor >= 10)
-            slots.Add((CPython.Py_am_send, (nint)(delegate* unmanaged<Interop.PyObject*, Interop.PyObject*, Interop.PyObject**, int>)&ReadySend));
+            slots.Add((CPython.Py_am_send, (nint)(delegate* unmanaged<NativePyObject*, NativePyObject*, NativePyObject**, int>)&ReadySend));
         var ready = MakeType("asyncioraw.ReadyAwaitable", sizeof(ReadyObject),
             "The result of a .NET Task that had already completed.", slots);
         bool published = false;
@@ -74,8 +74,8 @@ internal static unsafe class NativeTypes
             return;
         }
         // Another thread published first; nothing was made from these.
-        CPython.Py_DecRef((Interop.PyObject*)handleBox);
-        CPython.Py_DecRef((Interop.PyObject*)ready);
+        CPython.Py_DecRef((NativePyObject*)handleBox);
+        CPython.Py_DecRef((NativePyObject*)ready);
     }
 
     // Like the trampolines (see Callbacks), every native entry of these types runs once here, in
@@ -136,7 +136,7 @@ internal static unsafe class NativeTypes
     // ---- Handle boxes ----
 
     /// <summary>New reference. <paramref name="ownedDef"/>, if given, is freed with the box. Requires the GIL.</summary>
-    internal static Interop.PyObject* Box(object target, PyMethodDef* ownedDef = null)
+    internal static NativePyObject* Box(object target, PyMethodDef* ownedDef = null)
     {
         var o = CPython.PyType_GenericAlloc(HandleBox, 0);
         if (o == null) throw PythonException.Fetch();
@@ -153,7 +153,7 @@ internal static unsafe class NativeTypes
     }
 
     /// <summary>The boxed target, or null when <paramref name="o"/> is not a box. Requires the GIL.</summary>
-    internal static object? Unbox(Interop.PyObject* o)
+    internal static object? Unbox(NativePyObject* o)
     {
         if (o == null || CPython.Py_TYPE(o) != HandleBox) return null;
         nint h = ((HandleBoxObject*)o)->gchandle;
@@ -161,7 +161,7 @@ internal static unsafe class NativeTypes
     }
 
     [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void HandleBoxDealloc(Interop.PyObject* self)
+    private static void HandleBoxDealloc(NativePyObject* self)
     {
         try
         {
@@ -176,11 +176,11 @@ internal static unsafe class NativeTypes
         FreeInstance(self);
     }
 
-    private static void FreeInstance(Interop.PyObject* self)
+    private static void FreeInstance(NativePyObject* self)
     {
         var type = CPython.Py_TYPE(self);
         CPython.PyObject_Free(self);
-        CPython.Py_DecRef((Interop.PyObject*)type); // heap-type instances own a reference to their type
+        CPython.Py_DecRef((NativePyObject*)type); // heap-type instances own a reference to their type
     }
 
     // ---- Ready awaitables ----
@@ -203,7 +203,7 @@ internal static unsafe class NativeTypes
     }
 
     [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ReadyDealloc(Interop.PyObject* self)
+    private static void ReadyDealloc(NativePyObject* self)
     {
         var r = (ReadyObject*)self;
         if (r->value != null) CPython.Py_DecRef(r->value);
@@ -212,14 +212,14 @@ internal static unsafe class NativeTypes
     }
 
     [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Interop.PyObject* ReadyAwait(Interop.PyObject* self)
+    private static NativePyObject* ReadyAwait(NativePyObject* self)
     {
         CPython.Py_IncRef(self);
         return self;
     }
 
     [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Interop.PyObject* ReadyNext(Interop.PyObject* self)
+    private static NativePyObject* ReadyNext(NativePyObject* self)
     {
         var r = (ReadyObject*)self;
         if (r->exception != null)
@@ -236,7 +236,7 @@ internal static unsafe class NativeTypes
         }
         // PyErr_SetObject would unpack a tuple (or adopt an exception) as StopIteration's own
         // arguments, so wrap the value in an instance first, as CPython's generators do.
-        var args = stackalloc Interop.PyObject*[2];
+        var args = stackalloc NativePyObject*[2];
         args[1] = value;
         var stop = CPython.PyObject_VectorcallDict(CPython.PyExc_StopIteration, args + 1, 1 | unchecked((nuint)CPython.PY_VECTORCALL_ARGUMENTS_OFFSET), null);
         if (stop == null) return null;
@@ -246,7 +246,7 @@ internal static unsafe class NativeTypes
     }
 
     [UnmanagedCallersOnly, MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int ReadySend(Interop.PyObject* self, Interop.PyObject* arg, Interop.PyObject** result)
+    private static int ReadySend(NativePyObject* self, NativePyObject* arg, NativePyObject** result)
     {
         var r = (ReadyObject*)self;
         if (r->exception != null)

@@ -12,7 +12,7 @@ public static unsafe class Py
     public static PyObject True => s_true ??= Shared(CPython.Py_True);
     public static PyObject False => s_false ??= Shared(CPython.Py_False);
 
-    private static PyObject Shared(Interop.PyObject* immortal)
+    private static PyObject Shared(NativePyObject* immortal)
     {
         if (!PythonRuntime.IsInitialized) PythonRuntime.ThrowNotRunning();
         return PyObject.Shared(immortal);
@@ -64,7 +64,7 @@ public static unsafe class Py
 
     private static PyObject Evaluate(string source, PyObject globals, int start, string fileName, string sourceParam)
     {
-        Interop.PyObject* code;
+        NativePyObject* code;
         fixed (byte* s = Utf8Z.Encode(source, sourceParam))
         fixed (byte* f = Utf8Z.Encode(fileName, nameof(fileName)))
             code = CPython.Py_CompileStringExFlags(s, f, start, null, -1);
@@ -81,7 +81,7 @@ public static unsafe class Py
         // Checked before the module exists: it would otherwise stay in sys.modules half made.
         Utf8Z.ThrowIfNul(source, nameof(source));
         using var gil = Gil.Acquire();
-        Interop.PyObject* m;
+        NativePyObject* m;
         fixed (byte* n = Utf8Z.Encode(name, nameof(name))) m = CPython.PyModule_New(n);
         var module = PyObject.StealOrThrow(m);
         try

@@ -20,7 +20,7 @@ public readonly unsafe ref partial struct PyBorrowed
     internal bool IsNoneObject => Pointer == CPython.Py_None;
 
     /// <summary>type(self) is <paramref name="type"/> (no subclasses).</summary>
-    internal bool HasExactType(PyObject type) => (Interop.PyObject*)CPython.Py_TYPE(Pointer) == type.Handle;
+    internal bool HasExactType(PyObject type) => (NativePyObject*)CPython.Py_TYPE(Pointer) == type.Handle;
 
     internal bool IsInt => PyConvert.IsInt(Pointer);
 
@@ -69,9 +69,9 @@ public readonly unsafe ref partial struct PyBorrowed
         return true;
     }
 
-    private Interop.PyObject* CallMethodRaw(Interop.PyObject* name, Interop.PyObject* a, Interop.PyObject* b, nuint n)
+    private NativePyObject* CallMethodRaw(NativePyObject* name, NativePyObject* a, NativePyObject* b, nuint n)
     {
-        var args = stackalloc Interop.PyObject*[3];
+        var args = stackalloc NativePyObject*[3];
         args[0] = Pointer;
         args[1] = a;
         args[2] = b;
@@ -84,7 +84,7 @@ public readonly unsafe ref partial struct PyBorrowed
     /// <summary>self(a), throwing the Python error.</summary>
     internal NewReference CallOne(PyBorrowed a)
     {
-        var args = stackalloc Interop.PyObject*[2];
+        var args = stackalloc NativePyObject*[2];
         args[1] = a.Pointer;
         return NewReference.OrThrow(PyObject.VectorcallRaw(Pointer, args + 1, 1));
     }
@@ -92,7 +92,7 @@ public readonly unsafe ref partial struct PyBorrowed
     /// <summary>self(a, b, c), throwing the Python error.</summary>
     internal NewReference Call(PyBorrowed a, PyBorrowed b, PyBorrowed c)
     {
-        var args = stackalloc Interop.PyObject*[4];
+        var args = stackalloc NativePyObject*[4];
         args[1] = a.Pointer;
         args[2] = b.Pointer;
         args[3] = c.Pointer;
@@ -103,7 +103,7 @@ public readonly unsafe ref partial struct PyBorrowed
     /// str, throwing the Python error. 3.11+ (PyObject_Vectorcall is exported from 3.11 on).</summary>
     internal NewReference CallWithKeywords(PyBorrowed a, PyBorrowed names, PyBorrowed k1, PyBorrowed k2)
     {
-        var args = stackalloc Interop.PyObject*[4];
+        var args = stackalloc NativePyObject*[4];
         args[1] = a.Pointer;
         args[2] = k1.Pointer;
         args[3] = k2.Pointer;
@@ -161,7 +161,7 @@ internal static unsafe class PyWeakRefApi
     {
         if (PythonLibrary.Minor >= 13)
         {
-            Interop.PyObject* obj;
+            NativePyObject* obj;
             PythonException.ThrowIfMinusOne(CPython.PyWeakref_GetRef(weakref.Pointer, &obj));
             return new NewReference(obj);
         }
@@ -221,5 +221,5 @@ public readonly unsafe ref partial struct PyBorrowed
     /// <summary>A borrowed view of an object known only by its address. The caller vouches that the
     /// object is alive for as long as the view is used (e.g. it checked, under the GIL, that the owner
     /// that keeps it alive has not let go).</summary>
-    internal static PyBorrowed DangerousFromHandle(nint handle) => new((Interop.PyObject*)handle);
+    internal static PyBorrowed DangerousFromHandle(nint handle) => new((NativePyObject*)handle);
 }

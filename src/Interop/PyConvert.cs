@@ -46,7 +46,7 @@ public static unsafe class PyConvert
 
     /// <summary>New reference. Requires the GIL.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Interop.PyObject* ToPythonRaw<T>(T value)
+    internal static NativePyObject* ToPythonRaw<T>(T value)
     {
         // typeof(T) tests on value types fold away at JIT time: one branch survives.
         if (typeof(T) == typeof(long)) return Check(CPython.PyLong_FromLongLong((long)(object)value!));
@@ -58,13 +58,13 @@ public static unsafe class PyConvert
 
     /// <summary>New reference. Requires the GIL.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Interop.PyObject* ToPythonRaw(object? value)
+    internal static NativePyObject* ToPythonRaw(object? value)
     {
         var path = default(ContainerPath<object>);
         return ToPythonRaw(value, ref path);
     }
 
-    private static Interop.PyObject* ToPythonRaw(object? value, ref ContainerPath<object> path)
+    private static NativePyObject* ToPythonRaw(object? value, ref ContainerPath<object> path)
     {
         switch (value)
         {
@@ -96,7 +96,7 @@ public static unsafe class PyConvert
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Interop.PyObject* Check(Interop.PyObject* result) =>
+    private static NativePyObject* Check(NativePyObject* result) =>
         result != null ? result : throw PythonException.Fetch();
 
     // Strings up to this many UTF-8 bytes are encoded on the stack; longer ones are decoded
@@ -104,7 +104,7 @@ public static unsafe class PyConvert
     // keeps what it is given: one 300 MB string would pin 900 MB for the life of the process.
     private const int StackUtf8Bytes = 512;
 
-    internal static Interop.PyObject* FromString(string s)
+    internal static NativePyObject* FromString(string s)
     {
         if (Encoding.UTF8.GetMaxByteCount(s.Length) <= StackUtf8Bytes)
         {
@@ -122,12 +122,12 @@ public static unsafe class PyConvert
             return Check(CPython.PyUnicode_DecodeUTF16((byte*)p, (nint)s.Length * 2, errors, &littleEndian));
     }
 
-    private static Interop.PyObject* FromBytes(ReadOnlySpan<byte> bytes)
+    private static NativePyObject* FromBytes(ReadOnlySpan<byte> bytes)
     {
         fixed (byte* p = bytes) return Check(CPython.PyBytes_FromStringAndSize(p, bytes.Length));
     }
 
-    private static Interop.PyObject* FromBigInteger(BigInteger value)
+    private static NativePyObject* FromBigInteger(BigInteger value)
     {
         if (value >= long.MinValue && value <= long.MaxValue)
             return Check(CPython.PyLong_FromLongLong((long)value));
@@ -140,7 +140,7 @@ public static unsafe class PyConvert
     // rethrow inside a catch runs on top of the stack being unwound, so one per nesting level of
     // a deep conversion would itself overflow the stack the depth limit protects.
 
-    private static Interop.PyObject* FromTuple(ITuple tuple, ref ContainerPath<object> path)
+    private static NativePyObject* FromTuple(ITuple tuple, ref ContainerPath<object> path)
     {
         path.Enter(tuple);
         var t = Check(CPython.PyTuple_New(tuple.Length));
@@ -159,11 +159,11 @@ public static unsafe class PyConvert
         }
     }
 
-    private static Interop.PyObject* FromDictionary(IDictionary dict, ref ContainerPath<object> path)
+    private static NativePyObject* FromDictionary(IDictionary dict, ref ContainerPath<object> path)
     {
         path.Enter(dict);
         var d = Check(CPython.PyDict_New());
-        Interop.PyObject* k = null, v = null;
+        NativePyObject* k = null, v = null;
         try
         {
             foreach (DictionaryEntry entry in dict)
@@ -189,7 +189,7 @@ public static unsafe class PyConvert
         }
     }
 
-    private static Interop.PyObject* FromEnumerable(IEnumerable items, ref ContainerPath<object> path)
+    private static NativePyObject* FromEnumerable(IEnumerable items, ref ContainerPath<object> path)
     {
         path.Enter(items);
         var list = Check(CPython.PyList_New(0));
@@ -248,27 +248,27 @@ public static unsafe class PyConvert
         }
 
         private static string Describe(TKey container) =>
-            container is nint p ? $"Python {TypeName((Interop.PyObject*)p)}" : $".NET {container.GetType()}";
+            container is nint p ? $"Python {TypeName((NativePyObject*)p)}" : $".NET {container.GetType()}";
 
         private static string ParamName(TKey container) => container is nint ? "obj" : "value";
     }
 
-    private static nuint Flags(Interop.PyObject* o) => CPython.PyType_GetFlags(CPython.Py_TYPE(o));
+    private static nuint Flags(NativePyObject* o) => CPython.PyType_GetFlags(CPython.Py_TYPE(o));
 
-    internal static bool IsInt(Interop.PyObject* o) => (Flags(o) & CPython.Py_TPFLAGS_LONG_SUBCLASS) != 0;
-    internal static bool IsStr(Interop.PyObject* o) => (Flags(o) & CPython.Py_TPFLAGS_UNICODE_SUBCLASS) != 0;
-    private static bool IsFloat(Interop.PyObject* o) =>
+    internal static bool IsInt(NativePyObject* o) => (Flags(o) & CPython.Py_TPFLAGS_LONG_SUBCLASS) != 0;
+    internal static bool IsStr(NativePyObject* o) => (Flags(o) & CPython.Py_TPFLAGS_UNICODE_SUBCLASS) != 0;
+    private static bool IsFloat(NativePyObject* o) =>
         CPython.Py_TYPE(o) == CPython.PyFloat_Type || CPython.PyType_IsSubtype(CPython.Py_TYPE(o), CPython.PyFloat_Type) != 0;
 
     /// <summary>Converts a borrowed object. Requires the GIL.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static object? ToClrRaw(Interop.PyObject* o)
+    internal static object? ToClrRaw(NativePyObject* o)
     {
         var path = default(ContainerPath<nint>);
         return ToClrRaw(o, ref path);
     }
 
-    private static object? ToClrRaw(Interop.PyObject* o, ref ContainerPath<nint> path)
+    private static object? ToClrRaw(NativePyObject* o, ref ContainerPath<nint> path)
     {
         if (o == CPython.Py_None) return null;
         if (CPython.Py_TYPE(o) == CPython.PyBool_Type) return o == CPython.Py_True;
@@ -308,7 +308,7 @@ public static unsafe class PyConvert
             path.Enter((nint)o);
             var result = new Dictionary<object, object?>();
             nint pos = 0;
-            Interop.PyObject* k, v;
+            NativePyObject* k, v;
             while (CPython.PyDict_Next(o, &pos, &k, &v) != 0)
                 result[ToClrRaw(k, ref path) ?? throw new NotSupportedException("A dict with a None key has no .NET Dictionary form.")] = ToClrRaw(v, ref path);
             path.Exit((nint)o);
@@ -320,7 +320,7 @@ public static unsafe class PyConvert
 
     /// <summary>Converts a borrowed object to <typeparamref name="T"/>. Requires the GIL.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static T ToClrRaw<T>(Interop.PyObject* o)
+    internal static T ToClrRaw<T>(NativePyObject* o)
     {
         if (typeof(T) == typeof(long)) return (T)(object)AsLong(o);
         if (typeof(T) == typeof(int)) return (T)(object)checked((int)AsLong(o));
@@ -329,7 +329,7 @@ public static unsafe class PyConvert
         return ToClrRawSlow<T>(o);
     }
 
-    private static T ToClrRawSlow<T>(Interop.PyObject* o)
+    private static T ToClrRawSlow<T>(NativePyObject* o)
     {
         if (typeof(T) == typeof(PyObject)) return (T)(object)PyObject.FromBorrowed(o);
         if (typeof(T) == typeof(string))
@@ -354,7 +354,7 @@ public static unsafe class PyConvert
         throw new InvalidCastException($"Cannot convert a Python {TypeName(o)} to {typeof(T)}.");
     }
 
-    internal static long AsLong(Interop.PyObject* o)
+    internal static long AsLong(NativePyObject* o)
     {
         if (!IsInt(o)) throw new InvalidCastException($"Cannot convert a Python {TypeName(o)} to an integer.");
         long v = CPython.PyLong_AsLongLong(o);
@@ -362,21 +362,21 @@ public static unsafe class PyConvert
         return v;
     }
 
-    internal static double AsDouble(Interop.PyObject* o)
+    internal static double AsDouble(NativePyObject* o)
     {
         double v = CPython.PyFloat_AsDouble(o);
         if (v == -1.0) PythonException.ThrowIfOccurred();
         return v;
     }
 
-    internal static bool AsBool(Interop.PyObject* o)
+    internal static bool AsBool(NativePyObject* o)
     {
         if (o == CPython.Py_True) return true;
         if (o == CPython.Py_False) return false;
         throw new InvalidCastException($"Cannot convert a Python {TypeName(o)} to bool; use IsTrue() for truthiness.");
     }
 
-    internal static BigInteger ToBigInteger(Interop.PyObject* o)
+    internal static BigInteger ToBigInteger(NativePyObject* o)
     {
         if (!IsInt(o)) throw new InvalidCastException($"Cannot convert a Python {TypeName(o)} to BigInteger.");
         var hex = Check(CPython.PyNumber_ToBase(o, 16));
@@ -390,14 +390,14 @@ public static unsafe class PyConvert
     }
 
     /// <summary>A str object's text (borrowed); lone surrogates are kept. Requires the GIL.</summary>
-    internal static string? UnicodeToString(Interop.PyObject* s)
+    internal static string? UnicodeToString(NativePyObject* s)
     {
         nint size;
         byte* utf8 = CPython.PyUnicode_AsUTF8AndSize(s, &size);
         if (utf8 != null) return Encoding.UTF8.GetString(utf8, (int)size);
         if (CPython.PyErr_ExceptionMatches(CPython.PyExc_UnicodeEncodeError) == 0) throw PythonException.Fetch();
         CPython.PyErr_Clear();
-        Interop.PyObject* utf16;
+        NativePyObject* utf16;
         fixed (byte* enc = "utf-16-le"u8)
         fixed (byte* errors = "surrogatepass"u8)
             utf16 = Check(CPython.PyUnicode_AsEncodedString(s, enc, errors));
@@ -412,7 +412,7 @@ public static unsafe class PyConvert
     }
 
     /// <summary>str(o) as a .NET string. Requires the GIL.</summary>
-    internal static string StrRaw(Interop.PyObject* o)
+    internal static string StrRaw(NativePyObject* o)
     {
         if (IsStr(o)) return UnicodeToString(o)!;
         var s = Check(CPython.PyObject_Str(o));
@@ -420,7 +420,7 @@ public static unsafe class PyConvert
         finally { CPython.Py_DecRef(s); }
     }
 
-    private static byte[] BytesToArray(Interop.PyObject* o)
+    private static byte[] BytesToArray(NativePyObject* o)
     {
         byte* data;
         nint length;
@@ -430,9 +430,9 @@ public static unsafe class PyConvert
 
     /// <summary>The type's <c>__qualname__</c>, or "object" when it cannot be read (a metaclass
     /// may make reading it raise, or return a non-str). Never throws, never leaves an error set.</summary>
-    internal static string TypeName(Interop.PyObject* o)
+    internal static string TypeName(NativePyObject* o)
     {
-        var name = PyObject.GetAttrRaw((Interop.PyObject*)CPython.Py_TYPE(o), "__qualname__");
+        var name = PyObject.GetAttrRaw((NativePyObject*)CPython.Py_TYPE(o), "__qualname__");
         if (name == null) { CPython.PyErr_Clear(); return "object"; }
         try { return IsStr(name) ? TryUnicodeToString(name) ?? "object" : "object"; }
         finally { CPython.Py_DecRef(name); }
@@ -441,13 +441,13 @@ public static unsafe class PyConvert
     /// <summary>A str object's text, or null (error cleared) when it cannot be had. For paths that
     /// must not throw nor translate another exception, such as reading an exception's fields.
     /// Requires the GIL.</summary>
-    internal static string? TryUnicodeToString(Interop.PyObject* s)
+    internal static string? TryUnicodeToString(NativePyObject* s)
     {
         nint size;
         byte* utf8 = CPython.PyUnicode_AsUTF8AndSize(s, &size);
         if (utf8 != null) return Encoding.UTF8.GetString(utf8, (int)size);
         CPython.PyErr_Clear();
-        Interop.PyObject* utf16;
+        NativePyObject* utf16;
         fixed (byte* enc = "utf-16-le"u8)
         fixed (byte* errors = "surrogatepass"u8)
             utf16 = CPython.PyUnicode_AsEncodedString(s, enc, errors);

@@ -47,7 +47,7 @@ public sealed unsafe partial class PyObject
 
     /// <summary>New reference or NULL with an exception set; throws ArgumentException for a
     /// name C cannot carry (see <see cref="Utf8Z"/>). Requires the GIL.</summary>
-    internal static Interop.PyObject* GetAttrRaw(Interop.PyObject* o, string name)
+    internal static NativePyObject* GetAttrRaw(NativePyObject* o, string name)
     {
         var z = Utf8Z.Encode(name, stackalloc byte[256], nameof(name));
         fixed (byte* p = z) return CPython.PyObject_GetAttrString(o, p);
@@ -72,7 +72,7 @@ public sealed unsafe partial class PyObject
     {
         using var gil = Use();
         var k = PyConvert.ToPythonRaw(key);
-        Interop.PyObject* v;
+        NativePyObject* v;
         try { v = PyConvert.ToPythonRaw(value); }
         catch { CPython.Py_DecRef(k); throw; }
         int rc = CPython.PyObject_SetItem(Handle, k, v);
@@ -196,7 +196,7 @@ public sealed unsafe partial class PyObject
 
     /// <summary>Positional vectorcall. args[-1] must be writable scratch. New reference or NULL. Requires the GIL.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Interop.PyObject* VectorcallRaw(Interop.PyObject* callable, Interop.PyObject** args, nint nargs)
+    internal static NativePyObject* VectorcallRaw(NativePyObject* callable, NativePyObject** args, nint nargs)
     {
         nuint nargsf = (nuint)((ulong)nargs | CPython.PY_VECTORCALL_ARGUMENTS_OFFSET);
         // PyObject_Vectorcall is only a static inline function before 3.11; VectorcallDict with
@@ -225,7 +225,7 @@ public sealed unsafe partial class PyObject
     {
         using var gil = Use();
         var tuple = PyConvert.ToPythonRaw(new ArgsTuple(args.ToArray()));
-        Interop.PyObject* dict = null;
+        NativePyObject* dict = null;
         try
         {
             dict = CPython.PyDict_New();
@@ -269,7 +269,7 @@ public sealed unsafe partial class PyObject
     public TResult Call<T1, TResult>(T1 a1)
     {
         using var gil = Use();
-        var args = stackalloc Interop.PyObject*[2];
+        var args = stackalloc NativePyObject*[2];
         args[1] = PyConvert.ToPythonRaw(a1);
         var r = VectorcallRaw(Handle, args + 1, 1);
         CPython.Py_DecRef(args[1]);
@@ -280,7 +280,7 @@ public sealed unsafe partial class PyObject
     public TResult Call<T1, T2, TResult>(T1 a1, T2 a2)
     {
         using var gil = Use();
-        var args = stackalloc Interop.PyObject*[3];
+        var args = stackalloc NativePyObject*[3];
         args[1] = PyConvert.ToPythonRaw(a1);
         try { args[2] = PyConvert.ToPythonRaw(a2); }
         catch { CPython.Py_DecRef(args[1]); throw; }
@@ -291,7 +291,7 @@ public sealed unsafe partial class PyObject
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TResult ConvertResult<TResult>(Interop.PyObject* r)
+    private static TResult ConvertResult<TResult>(NativePyObject* r)
     {
         if (r == null) throw PythonException.Fetch();
         if (typeof(TResult) == typeof(PyObject)) return (TResult)(object)Steal(r);
@@ -300,12 +300,12 @@ public sealed unsafe partial class PyObject
     }
 
     /// <summary>New reference or NULL. Requires the GIL.</summary>
-    internal static Interop.PyObject* CallRaw(Interop.PyObject* callable, ReadOnlySpan<object?> args)
+    internal static NativePyObject* CallRaw(NativePyObject* callable, ReadOnlySpan<object?> args)
     {
         const int StackArgs = 8;
         int n = args.Length;
-        var buffer = stackalloc Interop.PyObject*[StackArgs + 1];
-        Interop.PyObject** argv = n <= StackArgs ? buffer : (Interop.PyObject**)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)(n + 1), (nuint)sizeof(nint));
+        var buffer = stackalloc NativePyObject*[StackArgs + 1];
+        NativePyObject** argv = n <= StackArgs ? buffer : (NativePyObject**)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)(n + 1), (nuint)sizeof(nint));
         int converted = 0;
         try
         {

@@ -29,7 +29,7 @@ public sealed unsafe partial class PyObject : IDisposable
     }
 
     /// <summary>Takes ownership of a new reference (the caller's reference is stolen).</summary>
-    internal static PyObject Steal(Interop.PyObject* newReference)
+    internal static PyObject Steal(NativePyObject* newReference)
     {
         if (newReference == null) throw new ArgumentNullException(nameof(newReference));
         return new PyObject((nint)newReference, shared: false);
@@ -37,57 +37,57 @@ public sealed unsafe partial class PyObject : IDisposable
 
     /// <summary>Takes ownership of a new reference, or throws the pending Python exception if NULL.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static PyObject StealOrThrow(Interop.PyObject* newReference) =>
+    internal static PyObject StealOrThrow(NativePyObject* newReference) =>
         newReference != null ? new PyObject((nint)newReference, shared: false) : throw PythonException.Fetch();
 
     /// <summary>Adds a reference to a borrowed pointer and owns it. Requires the GIL.</summary>
-    internal static PyObject FromBorrowed(Interop.PyObject* borrowed)
+    internal static PyObject FromBorrowed(NativePyObject* borrowed)
     {
         if (borrowed == null) throw new ArgumentNullException(nameof(borrowed));
         CPython.Py_IncRef(borrowed);
         return new PyObject((nint)borrowed, shared: false);
     }
 
-    internal static PyObject Shared(Interop.PyObject* immortal) => new((nint)immortal, shared: true);
+    internal static PyObject Shared(NativePyObject* immortal) => new((nint)immortal, shared: true);
 
     /// <summary>Takes ownership of a new reference given as a raw pointer (for embedders mixing in their own C API calls).</summary>
-    public static PyObject StealHandle(nint newReference) => Steal((Interop.PyObject*)newReference);
+    public static PyObject StealHandle(nint newReference) => Steal((NativePyObject*)newReference);
 
     /// <summary>Increments the reference count of a borrowed raw pointer and owns the new reference.</summary>
     public static PyObject FromBorrowedHandle(nint borrowed)
     {
         using var gil = Gil.Acquire();
-        return FromBorrowed((Interop.PyObject*)borrowed);
+        return FromBorrowed((NativePyObject*)borrowed);
     }
 
     /// <summary>The raw pointer; valid while this object is alive and not disposed. Does not transfer ownership.</summary>
     public nint DangerousGetHandle() => (nint)Handle;
 
-    internal Interop.PyObject* Handle
+    internal NativePyObject* Handle
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
             nint h = _handle;
             if (h == 0) ThrowDisposed();
-            return (Interop.PyObject*)h;
+            return (NativePyObject*)h;
         }
     }
 
     public bool IsDisposed => _handle == 0;
 
     /// <summary>Gives up ownership: returns the new reference the caller must now release. Requires nothing.</summary>
-    internal Interop.PyObject* Detach()
+    internal NativePyObject* Detach()
     {
         if (_shared)
         {
-            CPython.Py_IncRef((Interop.PyObject*)_handle);
-            return (Interop.PyObject*)_handle;
+            CPython.Py_IncRef((NativePyObject*)_handle);
+            return (NativePyObject*)_handle;
         }
         nint h = Interlocked.Exchange(ref _handle, 0);
         if (h == 0) ThrowDisposed();
         GC.SuppressFinalize(this);
-        return (Interop.PyObject*)h;
+        return (NativePyObject*)h;
     }
 
     /// <summary>A new reference to the same object (Py_NewRef), owned by the result.</summary>
@@ -119,7 +119,7 @@ public sealed unsafe partial class PyObject : IDisposable
     internal void ReleaseUnderGil(nint h)
     {
         if (_users > 0) _releaseWhenUnused = h;
-        else CPython.Py_DecRef((Interop.PyObject*)h);
+        else CPython.Py_DecRef((NativePyObject*)h);
     }
 
     /// <summary>
@@ -160,7 +160,7 @@ public sealed unsafe partial class PyObject : IDisposable
         if (_users != 0) return; // another call still uses it: the last one releases
         nint h = _releaseWhenUnused;
         _releaseWhenUnused = 0;
-        CPython.Py_DecRef((Interop.PyObject*)h);
+        CPython.Py_DecRef((NativePyObject*)h);
     }
 
     /// <summary>The GIL held and the object in use; see <see cref="Use"/>.</summary>
@@ -189,7 +189,7 @@ public sealed unsafe partial class PyObject : IDisposable
     internal static void Release(nint h)
     {
         if (Gil.HeldByUs)
-            CPython.Py_DecRef((Interop.PyObject*)h);
+            CPython.Py_DecRef((NativePyObject*)h);
         else if (PythonRuntime.State == PythonRuntime.RuntimeState.Running)
             DeferredRelease.Enqueue(h);
         // After finalization the object no longer exists; there is nothing to release.
@@ -208,9 +208,9 @@ public sealed unsafe partial class PyObject : IDisposable
 /// </summary>
 public readonly unsafe ref partial struct PyBorrowed
 {
-    internal readonly Interop.PyObject* Pointer;
+    internal readonly NativePyObject* Pointer;
 
-    internal PyBorrowed(Interop.PyObject* pointer) => Pointer = pointer;
+    internal PyBorrowed(NativePyObject* pointer) => Pointer = pointer;
 
     public bool IsNull => Pointer == null;
 

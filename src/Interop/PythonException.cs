@@ -66,11 +66,11 @@ public class PythonException : Exception
 
     /// <summary>The pending exception as one normalized object with its traceback attached
     /// (new reference), or NULL when none is set. Clears it. Requires the GIL.</summary>
-    internal static unsafe Interop.PyObject* FetchRaw()
+    internal static unsafe NativePyObject* FetchRaw()
     {
         if (PythonLibrary.Minor >= 12)
             return CPython.PyErr_GetRaisedException();
-        Interop.PyObject* type, value, tb;
+        NativePyObject* type, value, tb;
         CPython.PyErr_Fetch(&type, &value, &tb);
         if (type == null) return null;
         CPython.PyErr_NormalizeException(&type, &value, &tb);
@@ -84,14 +84,14 @@ public class PythonException : Exception
     }
 
     /// <summary>Raises <paramref name="exc"/> (a new reference, stolen) as the pending Python error. Requires the GIL.</summary>
-    internal static unsafe void RestoreRaw(Interop.PyObject* exc)
+    internal static unsafe void RestoreRaw(NativePyObject* exc)
     {
         if (PythonLibrary.Minor >= 12)
         {
             CPython.PyErr_SetRaisedException(exc);
             return;
         }
-        var type = (Interop.PyObject*)CPython.Py_TYPE(exc);
+        var type = (NativePyObject*)CPython.Py_TYPE(exc);
         CPython.Py_IncRef(type);
         CPython.PyErr_Restore(type, exc, CPython.PyException_GetTraceback(exc));
     }
@@ -103,13 +103,13 @@ public class PythonException : Exception
     /// reported in place as "&lt;__module__ raised Boom&gt;". The <c>__cause__</c>/<c>__context__</c>
     /// chain stops at <see cref="MaxChainDepth"/> or where it comes back on itself. Requires the GIL.
     /// </summary>
-    internal static unsafe Exception FromPython(Interop.PyObject* exc, int depth)
+    internal static unsafe Exception FromPython(NativePyObject* exc, int depth)
     {
         Span<nint> chain = stackalloc nint[MaxChainDepth + 1];
         return FromPython(exc, chain, Math.Clamp(depth, 0, MaxChainDepth));
     }
 
-    private static unsafe Exception FromPython(Interop.PyObject* exc, Span<nint> chain, int depth)
+    private static unsafe Exception FromPython(NativePyObject* exc, Span<nint> chain, int depth)
     {
         if (ExceptionBridge.TryUnwrapDotNet(exc) is { } original)
         {
@@ -117,7 +117,7 @@ public class PythonException : Exception
             return original;
         }
         var value = PyObject.Steal(exc);
-        var type = (Interop.PyObject*)CPython.Py_TYPE(exc);
+        var type = (NativePyObject*)CPython.Py_TYPE(exc);
         string typeName = TypeField(type, "__qualname__", missing: "<unknown>");
         string module = TypeField(type, "__module__", missing: "builtins");
         string message = StrOrPlaceholder(exc);
@@ -145,10 +145,10 @@ public class PythonException : Exception
         return new PythonException(value, typeName, module, message, traceback, inner);
     }
 
-    private static unsafe bool Matches(Interop.PyObject* exc, Interop.PyObject* type) =>
+    private static unsafe bool Matches(NativePyObject* exc, NativePyObject* type) =>
         CPython.PyErr_GivenExceptionMatches(exc, type) != 0;
 
-    private static unsafe bool SuppressesContext(Interop.PyObject* exc)
+    private static unsafe bool SuppressesContext(NativePyObject* exc)
     {
         fixed (byte* n = "__suppress_context__"u8)
         {
@@ -161,7 +161,7 @@ public class PythonException : Exception
     }
 
     /// <summary>str(type.name), or what went wrong reading it. Never throws, leaves no error set.</summary>
-    private static unsafe string TypeField(Interop.PyObject* type, string name, string missing)
+    private static unsafe string TypeField(NativePyObject* type, string name, string missing)
     {
         var attr = PyObject.GetAttrRaw(type, name);
         if (attr == null)
@@ -181,7 +181,7 @@ public class PythonException : Exception
         finally { CPython.Py_DecRef(attr); }
     }
 
-    private static unsafe string StrOrPlaceholder(Interop.PyObject* o)
+    private static unsafe string StrOrPlaceholder(NativePyObject* o)
     {
         var s = CPython.PyObject_Str(o);
         if (s == null) return Raised("str()");
@@ -199,20 +199,20 @@ public class PythonException : Exception
         finally { CPython.Py_DecRef(pending); }
     }
 
-    private static unsafe string? ExceptionTypeName(Interop.PyObject* exc)
+    private static unsafe string? ExceptionTypeName(NativePyObject* exc)
     {
         var type = CPython.Py_TYPE(exc);
-        Interop.PyObject* name;
+        NativePyObject* name;
         if (PythonLibrary.Minor >= 11)
             name = CPython.PyType_GetName(type);
         else
         {
             // Before 3.11: the generic lookup finds type's own __name__ descriptor, skipping a
             // metaclass __getattribute__ (which may raise the very exception being described).
-            Interop.PyObject* key;
+            NativePyObject* key;
             fixed (byte* k = "__name__"u8) key = CPython.PyUnicode_InternFromString(k);
             if (key == null) { CPython.PyErr_Clear(); return null; }
-            name = CPython.PyObject_GenericGetAttr((Interop.PyObject*)type, key);
+            name = CPython.PyObject_GenericGetAttr((NativePyObject*)type, key);
             CPython.Py_DecRef(key);
         }
         if (name == null) { CPython.PyErr_Clear(); return null; }
@@ -224,13 +224,13 @@ public class PythonException : Exception
 
     /// <summary>traceback.format_tb (borrowed), or NULL with no error set when it cannot be had
     /// (the module may be missing or replaced: translation must go on without it).</summary>
-    private static unsafe Interop.PyObject* FormatTb()
+    private static unsafe NativePyObject* FormatTb()
     {
         if (s_formatTb is { } cached) return cached.Handle;
-        Interop.PyObject* module;
+        NativePyObject* module;
         fixed (byte* n = "traceback"u8) module = CPython.PyImport_ImportModule(n);
         if (module == null) { CPython.PyErr_Clear(); return null; }
-        Interop.PyObject* f;
+        NativePyObject* f;
         fixed (byte* n = "format_tb"u8) f = CPython.PyObject_GetAttrString(module, n);
         CPython.Py_DecRef(module);
         if (f == null) { CPython.PyErr_Clear(); return null; }
@@ -246,7 +246,7 @@ public class PythonException : Exception
     }
 
     /// <summary>The formatted traceback, or null when there is none or formatting fails. Never throws.</summary>
-    private static unsafe string? FormatTraceback(Interop.PyObject* exc)
+    private static unsafe string? FormatTraceback(NativePyObject* exc)
     {
         var tb = CPython.PyException_GetTraceback(exc);
         if (tb == null) return null;

@@ -13,14 +13,14 @@ namespace AsyncioRaw;
 /// </summary>
 internal unsafe ref struct NewReference
 {
-    private Interop.PyObject* _pointer;
+    private NativePyObject* _pointer;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal NewReference(Interop.PyObject* newReference) => _pointer = newReference;
+    internal NewReference(NativePyObject* newReference) => _pointer = newReference;
 
     /// <summary>Owns <paramref name="newReference"/>, or throws the pending Python error for NULL.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static NewReference OrThrow(Interop.PyObject* newReference) =>
+    internal static NewReference OrThrow(NativePyObject* newReference) =>
         newReference != null ? new(newReference) : throw PythonException.Fetch();
 
     /// <summary>A new reference to a borrowed object (Py_NewRef).</summary>
@@ -52,7 +52,7 @@ internal unsafe ref struct NewReference
 
     /// <summary>Gives the reference away: for a C API that steals it, or a return to C.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal Interop.PyObject* Steal()
+    internal NativePyObject* Steal()
     {
         var p = _pointer;
         _pointer = null;
@@ -83,7 +83,7 @@ internal unsafe struct PyRef
     public readonly bool IsNull => _pointer == 0;
 
     /// <summary>Borrowed view of the held object. Requires the GIL and a non-empty field.</summary>
-    public readonly PyBorrowed Borrow() => new((Interop.PyObject*)_pointer);
+    public readonly PyBorrowed Borrow() => new((NativePyObject*)_pointer);
 
     /// <summary>Takes ownership of <paramref name="reference"/>; the field must be empty.</summary>
     public void Set(ref NewReference reference)
@@ -93,13 +93,13 @@ internal unsafe struct PyRef
     }
 
     /// <summary>Empties the field and hands its reference to the caller.</summary>
-    public NewReference Take() => new((Interop.PyObject*)Interlocked.Exchange(ref _pointer, 0));
+    public NewReference Take() => new((NativePyObject*)Interlocked.Exchange(ref _pointer, 0));
 
     /// <summary>Releases the held reference, if any. Requires the GIL.</summary>
     public void Release()
     {
         var p = Interlocked.Exchange(ref _pointer, 0);
-        if (p != 0) CPython.Py_DecRef((Interop.PyObject*)p);
+        if (p != 0) CPython.Py_DecRef((NativePyObject*)p);
     }
 
     /// <summary>Releases the held reference from any thread: at once with the GIL, queued without it.</summary>

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Module;
 

@@ -1,5 +1,5 @@
 using System.Runtime.CompilerServices;
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 using NUnit.Framework;
 using NUnit.Framework.Interfaces;
 

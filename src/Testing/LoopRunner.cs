@@ -1,4 +1,4 @@
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Testing;
 
@@ -54,7 +54,7 @@ internal static class LoopRunner
         Exception? failure = null;
         try
         {
-            AsyncioRaw.Asyncio.Asyncio.RunUntilComplete<object?>(loop, async mainToken =>
+            Asyncio.RunUntilComplete<object?>(loop, async mainToken =>
             {
                 using var linked = CancellationTokenSource.CreateLinkedTokenSource(mainToken, testToken);
                 await body(TaskLocals.Require().Loop, linked.Token);
@@ -72,7 +72,7 @@ internal static class LoopRunner
             foreach (var task in (List<object?>)pending.ToClr()!)
                 problems.Add($"Python task left pending: {task}");
         }
-        AsyncioRaw.Asyncio.Asyncio.ShutDown(loop);
+        Asyncio.ShutDown(loop);
         using (var collect = s_helpers.Value["collect"])
         using (collect.Call()) { } // unretrieved task exceptions are reported when collected
         foreach (var message in (List<object?>)reported.ToClr()!)

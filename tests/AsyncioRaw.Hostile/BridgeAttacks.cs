@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Hostile;
 

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Hostile;
 

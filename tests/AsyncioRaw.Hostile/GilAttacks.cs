@@ -154,7 +154,7 @@ internal static class GilAttacks
         PythonRuntime.Initialize(installSignalHandlers: false);
         using var count = Outcome.Define(ThreadStateCounter, "count");
         using var add = Outcome.Define("def add(x):\n    return x + 1\n", "add");
-        using var fn = AsyncioRaw.Asyncio.PyFunction.Create<long, long>("reenter", x =>
+        using var fn = PyFunction.Create<long, long>("reenter", x =>
         {
             using (Gil.AllowThreads())
             using (Gil.Acquire())

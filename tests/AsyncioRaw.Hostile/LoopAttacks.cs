@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Hostile;
 
@@ -450,7 +450,7 @@ internal static partial class LoopAttacks
     {
         Init();
         using var echo = Outcome.Define(Coroutines, "echo");
-        var run = Task.Factory.StartNew(() => Asyncio.Asyncio.Run(async _ =>
+        var run = Task.Factory.StartNew(() => Asyncio.Run(async _ =>
         {
             await Task.Yield();
             var lt = new EventLoopThread();
@@ -566,7 +566,7 @@ internal static partial class LoopAttacks
             e.Cancel = true;
             Interlocked.Increment(ref pressed);
         };
-        if (runFirst) Outcome.Report("run", Asyncio.Asyncio.Run(_ => Task.FromResult(7)));
+        if (runFirst) Outcome.Report("run", Asyncio.Run(_ => Task.FromResult(7)));
         Kill(Environment.ProcessId, SIGINT);
         Thread.Sleep(500);
         Outcome.Report("cancel_key_press_ran", Volatile.Read(ref pressed) > 0);

@@ -1,4 +1,4 @@
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Hostile;
 

@@ -41,7 +41,7 @@ static int CtrlC(bool ignoreCancellation)
 {
     try
     {
-        AsyncioRaw.Asyncio.Asyncio.Run(async ct =>
+        Asyncio.Run(async ct =>
         {
             Console.WriteLine("ready");
             try
@@ -75,11 +75,11 @@ static int RunningLoopType(string policy)
         using var asyncio = Py.Import("asyncio");
         using (asyncio.CallMethod("set_event_loop_policy", module.CallMethod("EventLoopPolicy"))) { }
     }
-    var type = AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+    var type = Asyncio.Run(async _ =>
     {
         using var asyncio = Py.Import("asyncio");
         using var sleep = asyncio.CallMethod("sleep", 0.01, "slept");
-        using var slept = await AsyncioRaw.Asyncio.PyAwaitable.ToTask(sleep);
+        using var slept = await PyAwaitable.ToTask(sleep);
         using var loop = asyncio.CallMethod("get_running_loop");
         using var type = loop.GetAttr("__class__");
         return $"{type.GetAttr("__module__")}.{type.GetAttr("__qualname__")} {slept}";

@@ -1,5 +1,4 @@
 using AsyncioRaw;
-using AsyncioRaw.Asyncio;
 using AsyncioRaw.Testing;
 using NUnit.Framework;
 

@@ -154,8 +154,8 @@ public class ConversionTests
         // A lone surrogate has no UTF-8 form either: refused, not replaced by U+FFFD.
         Refused(() => one.GetAttr("real\ud800").Dispose(), "name");
         // A .NET function's name and doc become C strings too.
-        Refused(() => AsyncioRaw.Asyncio.PyFunction.Create<long, long>("f\0g", x => x).Dispose(), "name");
-        Refused(() => AsyncioRaw.Asyncio.PyFunction.Create<long, long>("f", x => x, doc: "a\0b").Dispose(), "doc");
+        Refused(() => PyFunction.Create<long, long>("f\0g", x => x).Dispose(), "name");
+        Refused(() => PyFunction.Create<long, long>("f", x => x, doc: "a\0b").Dispose(), "doc");
     }
 
     [Test]

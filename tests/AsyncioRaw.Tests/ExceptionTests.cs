@@ -191,7 +191,7 @@ public class ExceptionTests
     [Test]
     public void A_NET_exception_back_from_Python_keeps_its_original_stack_trace()
     {
-        using var thrower = AsyncioRaw.Asyncio.PyFunction.Create<object?, object?>("thrower", _ => OriginalThrower());
+        using var thrower = PyFunction.Create<object?, object?>("thrower", _ => OriginalThrower());
         using var globals = Py.Run("def call(f):\n    f(None)\n");
         using var call = globals["call"];
         var e = Assert.Throws<InvalidOperationException>(() => call.Call(thrower).Dispose())!;

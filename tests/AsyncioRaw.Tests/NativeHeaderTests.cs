@@ -73,7 +73,7 @@ public partial class NativeHeaderTests
 
     internal static unsafe partial class Correct
     {
-        [LibraryImport("python")] internal static partial Interop.PyObject* PyLong_FromLongLong(long v);
+        [LibraryImport("python")] internal static partial NativePyObject* PyLong_FromLongLong(long v);
         internal const int Py_file_input = 257;
     }
 
@@ -84,22 +84,22 @@ public partial class NativeHeaderTests
 
     internal static unsafe partial class WrongParameterSize
     {
-        [LibraryImport("python")] internal static partial Interop.PyObject* PyLong_FromLongLong(int v);
+        [LibraryImport("python")] internal static partial NativePyObject* PyLong_FromLongLong(int v);
     }
 
     internal static unsafe partial class WrongParameterCount
     {
-        [LibraryImport("python")] internal static partial Interop.PyObject* PyObject_GetAttr(Interop.PyObject* o);
+        [LibraryImport("python")] internal static partial NativePyObject* PyObject_GetAttr(NativePyObject* o);
     }
 
     internal static unsafe partial class WrongPointerDepth
     {
-        [LibraryImport("python")] internal static partial Interop.PyObject* PyObject_Str(Interop.PyObject** o);
+        [LibraryImport("python")] internal static partial NativePyObject* PyObject_Str(NativePyObject** o);
     }
 
     internal static unsafe partial class WrongSignedness
     {
-        [LibraryImport("python")] internal static partial Interop.PyObject* PyLong_FromUnsignedLongLong(long v);
+        [LibraryImport("python")] internal static partial NativePyObject* PyLong_FromUnsignedLongLong(long v);
     }
 
     internal static class WrongConstant
@@ -110,7 +110,7 @@ public partial class NativeHeaderTests
     internal static unsafe partial class WrongCallbackSignature
     {
         [LibraryImport("python")]
-        internal static partial Interop.PyObject* PyCapsule_New(void* pointer, byte* name, delegate* unmanaged<Interop.PyObject*, int> destructor);
+        internal static partial NativePyObject* PyCapsule_New(void* pointer, byte* name, delegate* unmanaged<NativePyObject*, int> destructor);
     }
 
     // ml_flags declared 8 bytes wide: the size and the following offset move.
@@ -126,12 +126,12 @@ public partial class NativeHeaderTests
     internal static unsafe partial class InlineOnly
     {
         // Declared in 3.9/3.10 headers, but as static inline: there is nothing to import.
-        [LibraryImport("python")] internal static partial Interop.PyObject* PyObject_CallOneArg(Interop.PyObject* f, Interop.PyObject* arg);
+        [LibraryImport("python")] internal static partial NativePyObject* PyObject_CallOneArg(NativePyObject* f, NativePyObject* arg);
     }
 
     internal static unsafe partial class MissingSince
     {
         // 3.12+ only; without [Since(3, 12)] the 3.11 headers do not declare it.
-        [LibraryImport("python")] internal static partial Interop.PyObject* PyErr_GetRaisedException();
+        [LibraryImport("python")] internal static partial NativePyObject* PyErr_GetRaisedException();
     }
 }

@@ -1,4 +1,4 @@
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 using AsyncioRaw.Interop;
 
 namespace AsyncioRaw.Tests;

@@ -20,3 +20,12 @@ internal sealed class UntilAttribute(int major, int minor) : Attribute
     public int Major { get; } = major;
     public int Minor { get; } = minor;
 }
+
+/// <summary>The C name of a struct whose C# name differs from it (<c>NativePyObject</c> is C's
+/// <c>PyObject</c>, renamed so that it cannot be mistaken for the owned <see cref="AsyncioRaw.PyObject"/>).
+/// The native-headers check compares the struct against this name.</summary>
+[AttributeUsage(AttributeTargets.Struct)]
+internal sealed class CNameAttribute(string name) : Attribute
+{
+    public string Name { get; } = name;
+}

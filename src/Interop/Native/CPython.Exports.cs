@@ -1,33 +1,33 @@
 namespace AsyncioRaw.Interop;
 
 // Exported data: the singletons (their address is the object) and the PyExc_* variables
-// (each a PyObject* to a static type). All are borrowed, immortal for the interpreter's life.
+// (each a NativePyObject* to a static type). All are borrowed, immortal for the interpreter's life.
 internal static unsafe partial class CPython
 {
-    internal static PyObject* Py_None;
-    internal static PyObject* Py_True;
-    internal static PyObject* Py_False;
+    internal static NativePyObject* Py_None;
+    internal static NativePyObject* Py_True;
+    internal static NativePyObject* Py_False;
     internal static PyTypeObject* PyBool_Type;
     internal static PyTypeObject* PyFloat_Type;
-    internal static PyObject* PyExc_BaseException;
-    internal static PyObject* PyExc_Exception;
-    internal static PyObject* PyExc_StopIteration;
-    internal static PyObject* PyExc_StopAsyncIteration;
-    internal static PyObject* PyExc_GeneratorExit;
-    internal static PyObject* PyExc_KeyboardInterrupt;
-    internal static PyObject* PyExc_SystemExit;
-    internal static PyObject* PyExc_MemoryError;
-    internal static PyObject* PyExc_SystemError;
-    internal static PyObject* PyExc_RuntimeError;
-    internal static PyObject* PyExc_TypeError;
-    internal static PyObject* PyExc_ValueError;
-    internal static PyObject* PyExc_OverflowError;
-    internal static PyObject* PyExc_KeyError;
-    internal static PyObject* PyExc_IndexError;
-    internal static PyObject* PyExc_AttributeError;
-    internal static PyObject* PyExc_TimeoutError;
-    internal static PyObject* PyExc_NotImplementedError;
-    internal static PyObject* PyExc_UnicodeEncodeError;
+    internal static NativePyObject* PyExc_BaseException;
+    internal static NativePyObject* PyExc_Exception;
+    internal static NativePyObject* PyExc_StopIteration;
+    internal static NativePyObject* PyExc_StopAsyncIteration;
+    internal static NativePyObject* PyExc_GeneratorExit;
+    internal static NativePyObject* PyExc_KeyboardInterrupt;
+    internal static NativePyObject* PyExc_SystemExit;
+    internal static NativePyObject* PyExc_MemoryError;
+    internal static NativePyObject* PyExc_SystemError;
+    internal static NativePyObject* PyExc_RuntimeError;
+    internal static NativePyObject* PyExc_TypeError;
+    internal static NativePyObject* PyExc_ValueError;
+    internal static NativePyObject* PyExc_OverflowError;
+    internal static NativePyObject* PyExc_KeyError;
+    internal static NativePyObject* PyExc_IndexError;
+    internal static NativePyObject* PyExc_AttributeError;
+    internal static NativePyObject* PyExc_TimeoutError;
+    internal static NativePyObject* PyExc_NotImplementedError;
+    internal static NativePyObject* PyExc_UnicodeEncodeError;
 
     /// <summary>Every data symbol read below (checked for export by native-headers).</summary>
     internal static readonly string[] DataExportNames =
@@ -42,9 +42,9 @@ internal static unsafe partial class CPython
 
     internal static void LoadExports(nint lib)
     {
-        Py_None = (PyObject*)Data(lib, "_Py_NoneStruct");
-        Py_True = (PyObject*)Data(lib, "_Py_TrueStruct");
-        Py_False = (PyObject*)Data(lib, "_Py_FalseStruct");
+        Py_None = (NativePyObject*)Data(lib, "_Py_NoneStruct");
+        Py_True = (NativePyObject*)Data(lib, "_Py_TrueStruct");
+        Py_False = (NativePyObject*)Data(lib, "_Py_FalseStruct");
         PyBool_Type = (PyTypeObject*)Data(lib, "PyBool_Type");
         PyFloat_Type = (PyTypeObject*)Data(lib, "PyFloat_Type");
         PyExc_BaseException = Var(lib, "PyExc_BaseException");
@@ -74,5 +74,5 @@ internal static unsafe partial class CPython
         return p != null ? p : throw new EntryPointNotFoundException($"libpython does not export {name}");
     }
 
-    private static PyObject* Var(nint lib, string name) => *(PyObject**)Data(lib, name);
+    private static NativePyObject* Var(nint lib, string name) => *(NativePyObject**)Data(lib, name);
 }

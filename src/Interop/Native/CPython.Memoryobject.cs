@@ -11,5 +11,5 @@ internal static unsafe partial class CPython
     /// <summary>A memoryview over memory the caller keeps alive for as long as the view exists.</summary>
     /// <returns>New reference, or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyMemoryView_FromMemory(byte* mem, nint size, int flags);
+    internal static partial NativePyObject* PyMemoryView_FromMemory(byte* mem, nint size, int flags);
 }

@@ -9,62 +9,62 @@ internal static unsafe partial class CPython
     // Exported functions rather than the header's inline refcount macros: the field layout and
     // meaning changed in 3.12 (immortal objects) and these work the same everywhere.
     [LibraryImport(Libraries.Python), SuppressGCTransition]
-    internal static partial void Py_IncRef(PyObject* o);
+    internal static partial void Py_IncRef(NativePyObject* o);
 
     /// <remarks>May run arbitrary Python code (__del__, weakref callbacks), so no SuppressGCTransition.</remarks>
     [LibraryImport(Libraries.Python)]
-    internal static partial void Py_DecRef(PyObject* o);
+    internal static partial void Py_DecRef(NativePyObject* o);
 
     /// <returns>New reference, or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyObject_GetAttr(PyObject* o, PyObject* attr_name);
+    internal static partial NativePyObject* PyObject_GetAttr(NativePyObject* o, NativePyObject* attr_name);
 
     /// <returns>New reference, or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyObject_GetAttrString(PyObject* o, byte* attr_name);
+    internal static partial NativePyObject* PyObject_GetAttrString(NativePyObject* o, byte* attr_name);
 
     /// <returns>0, or -1 with an exception set. A NULL value deletes the attribute.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial int PyObject_SetAttr(PyObject* o, PyObject* attr_name, PyObject* v);
+    internal static partial int PyObject_SetAttr(NativePyObject* o, NativePyObject* attr_name, NativePyObject* v);
 
     [LibraryImport(Libraries.Python)]
-    internal static partial int PyObject_SetAttrString(PyObject* o, byte* attr_name, PyObject* v);
+    internal static partial int PyObject_SetAttrString(NativePyObject* o, byte* attr_name, NativePyObject* v);
 
     /// <summary>The default attribute lookup (descriptors of the type, then the instance dict),
     /// bypassing a <c>__getattribute__</c>/<c>__getattr__</c> override.</summary>
     /// <returns>New reference, or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyObject_GenericGetAttr(PyObject* o, PyObject* name);
+    internal static partial NativePyObject* PyObject_GenericGetAttr(NativePyObject* o, NativePyObject* name);
 
     /// <returns>1 or 0; never fails (exceptions from __getattr__ are swallowed).</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial int PyObject_HasAttr(PyObject* o, PyObject* attr_name);
+    internal static partial int PyObject_HasAttr(NativePyObject* o, NativePyObject* attr_name);
 
     /// <returns>New reference, or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyObject_Str(PyObject* o);
+    internal static partial NativePyObject* PyObject_Str(NativePyObject* o);
 
     /// <returns>New reference, or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyObject_Repr(PyObject* o);
+    internal static partial NativePyObject* PyObject_Repr(NativePyObject* o);
 
     /// <returns>1, 0, or -1 with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial int PyObject_IsTrue(PyObject* o);
+    internal static partial int PyObject_IsTrue(NativePyObject* o);
 
     /// <returns>1, 0, or -1 with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial int PyObject_RichCompareBool(PyObject* o1, PyObject* o2, int opid);
+    internal static partial int PyObject_RichCompareBool(NativePyObject* o1, NativePyObject* o2, int opid);
 
     [LibraryImport(Libraries.Python)]
-    internal static partial nint PyObject_Hash(PyObject* o);
+    internal static partial nint PyObject_Hash(NativePyObject* o);
 
     [LibraryImport(Libraries.Python)]
-    internal static partial int PyCallable_Check(PyObject* o);
+    internal static partial int PyCallable_Check(NativePyObject* o);
 
     /// <returns>New reference (a heap type), or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyType_FromSpec(PyType_Spec* spec);
+    internal static partial NativePyObject* PyType_FromSpec(PyType_Spec* spec);
 
     /// <returns>The slot's function pointer, or NULL.</returns>
     [LibraryImport(Libraries.Python)]
@@ -78,7 +78,7 @@ internal static unsafe partial class CPython
     /// whatever the metaclass does.</summary>
     /// <returns>New reference, or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python), Since(3, 11)]
-    internal static partial PyObject* PyType_GetName(PyTypeObject* type);
+    internal static partial NativePyObject* PyType_GetName(PyTypeObject* type);
 
     internal const nuint Py_TPFLAGS_LONG_SUBCLASS = 1u << 24;
     internal const nuint Py_TPFLAGS_LIST_SUBCLASS = 1u << 25;
@@ -93,7 +93,7 @@ internal static unsafe partial class CPython
 
     /// <returns>New reference.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyType_GenericAlloc(PyTypeObject* type, nint nitems);
+    internal static partial NativePyObject* PyType_GenericAlloc(PyTypeObject* type, nint nitems);
 
     [LibraryImport(Libraries.Python)]
     internal static partial void PyObject_Free(void* p);
@@ -126,5 +126,5 @@ internal static unsafe partial class CPython
 
     /// <summary><c>Py_TYPE(o)</c>: a field read; the header layout is checked by native-headers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static PyTypeObject* Py_TYPE(PyObject* o) => o->ob_type;
+    internal static PyTypeObject* Py_TYPE(NativePyObject* o) => o->ob_type;
 }

@@ -7,7 +7,7 @@ internal static unsafe partial class CPython
 {
     /// <returns>Borrowed reference to the current exception type, or NULL.</returns>
     [LibraryImport(Libraries.Python), SuppressGCTransition]
-    internal static partial PyObject* PyErr_Occurred();
+    internal static partial NativePyObject* PyErr_Occurred();
 
     [LibraryImport(Libraries.Python)]
     internal static partial void PyErr_Clear();
@@ -15,39 +15,39 @@ internal static unsafe partial class CPython
     /// <summary>Deprecated in 3.12 (use PyErr_GetRaisedException); the only way before it.
     /// Each out value is a new reference or NULL, possibly unnormalized.</summary>
     [LibraryImport(Libraries.Python)]
-    internal static partial void PyErr_Fetch(PyObject** ptype, PyObject** pvalue, PyObject** ptraceback);
+    internal static partial void PyErr_Fetch(NativePyObject** ptype, NativePyObject** pvalue, NativePyObject** ptraceback);
 
     /// <summary>Steals all three references.</summary>
     [LibraryImport(Libraries.Python)]
-    internal static partial void PyErr_Restore(PyObject* type, PyObject* value, PyObject* traceback);
+    internal static partial void PyErr_Restore(NativePyObject* type, NativePyObject* value, NativePyObject* traceback);
 
     [LibraryImport(Libraries.Python)]
-    internal static partial void PyErr_NormalizeException(PyObject** exc, PyObject** val, PyObject** tb);
+    internal static partial void PyErr_NormalizeException(NativePyObject** exc, NativePyObject** val, NativePyObject** tb);
 
     /// <returns>New reference to the normalized exception (traceback attached), or NULL; clears the error.</returns>
     [LibraryImport(Libraries.Python), Since(3, 12)]
-    internal static partial PyObject* PyErr_GetRaisedException();
+    internal static partial NativePyObject* PyErr_GetRaisedException();
 
     /// <summary>Steals exc.</summary>
     [LibraryImport(Libraries.Python), Since(3, 12)]
-    internal static partial void PyErr_SetRaisedException(PyObject* exc);
+    internal static partial void PyErr_SetRaisedException(NativePyObject* exc);
 
     /// <summary>Does not steal type or value. A tuple value is unpacked into arguments.</summary>
     [LibraryImport(Libraries.Python)]
-    internal static partial void PyErr_SetObject(PyObject* type, PyObject* value);
+    internal static partial void PyErr_SetObject(NativePyObject* type, NativePyObject* value);
 
     [LibraryImport(Libraries.Python)]
-    internal static partial void PyErr_SetString(PyObject* type, byte* message);
+    internal static partial void PyErr_SetString(NativePyObject* type, byte* message);
 
     [LibraryImport(Libraries.Python)]
-    internal static partial int PyErr_GivenExceptionMatches(PyObject* given, PyObject* exc);
+    internal static partial int PyErr_GivenExceptionMatches(NativePyObject* given, NativePyObject* exc);
 
     [LibraryImport(Libraries.Python)]
-    internal static partial int PyErr_ExceptionMatches(PyObject* exc);
+    internal static partial int PyErr_ExceptionMatches(NativePyObject* exc);
 
     /// <summary>Prints the current exception through sys.unraisablehook and clears it.</summary>
     [LibraryImport(Libraries.Python)]
-    internal static partial void PyErr_WriteUnraisable(PyObject* obj);
+    internal static partial void PyErr_WriteUnraisable(NativePyObject* obj);
 
     /// <summary>Runs pending signal handlers (main thread only); -1 with KeyboardInterrupt set after SIGINT.</summary>
     [LibraryImport(Libraries.Python)]
@@ -59,24 +59,24 @@ internal static unsafe partial class CPython
 
     /// <returns>New reference, or NULL.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyException_GetTraceback(PyObject* ex);
+    internal static partial NativePyObject* PyException_GetTraceback(NativePyObject* ex);
 
     [LibraryImport(Libraries.Python)]
-    internal static partial int PyException_SetTraceback(PyObject* ex, PyObject* tb);
-
-    /// <returns>New reference, or NULL.</returns>
-    [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyException_GetCause(PyObject* ex);
+    internal static partial int PyException_SetTraceback(NativePyObject* ex, NativePyObject* tb);
 
     /// <returns>New reference, or NULL.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyException_GetContext(PyObject* ex);
+    internal static partial NativePyObject* PyException_GetCause(NativePyObject* ex);
+
+    /// <returns>New reference, or NULL.</returns>
+    [LibraryImport(Libraries.Python)]
+    internal static partial NativePyObject* PyException_GetContext(NativePyObject* ex);
 
     /// <summary>Steals ctx.</summary>
     [LibraryImport(Libraries.Python)]
-    internal static partial void PyException_SetContext(PyObject* ex, PyObject* ctx);
+    internal static partial void PyException_SetContext(NativePyObject* ex, NativePyObject* ctx);
 
     /// <summary>Steals cause.</summary>
     [LibraryImport(Libraries.Python)]
-    internal static partial void PyException_SetCause(PyObject* ex, PyObject* cause);
+    internal static partial void PyException_SetCause(NativePyObject* ex, NativePyObject* cause);
 }

@@ -45,11 +45,11 @@ internal static unsafe partial class CPython
 
     /// <returns>Borrowed reference to the builtins dict of the current frame (or the interpreter's).</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyEval_GetBuiltins();
+    internal static partial NativePyObject* PyEval_GetBuiltins();
 
     /// <returns>New reference, or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
-    internal static partial PyObject* PyEval_EvalCode(PyObject* co, PyObject* globals, PyObject* locals);
+    internal static partial NativePyObject* PyEval_EvalCode(NativePyObject* co, NativePyObject* globals, NativePyObject* locals);
 
     /// <returns>The thread state PyGILState bound to this OS thread (borrowed), or NULL. Needs no GIL.</returns>
     [LibraryImport(Libraries.Python), SuppressGCTransition]

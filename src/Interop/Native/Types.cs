@@ -2,8 +2,8 @@ using System.Runtime.InteropServices;
 
 namespace AsyncioRaw.Interop;
 
-// Struct names are the C names so that the native-headers check can compare
-// sizeof/offsetof against Python.h. Only structs whose layout is the same on every
+// Struct names are the C names (or name it with [CName]) so that the native-headers check can
+// compare sizeof/offsetof against Python.h. Only structs whose layout is the same on every
 // supported (non-free-threaded) CPython 3.9-3.13 build are declared with fields.
 
 /// <summary>The object header (<c>PyObject_HEAD</c>): 16 bytes on every supported GIL build,
@@ -14,8 +14,8 @@ namespace AsyncioRaw.Interop;
 /// (<c>Py_ssize_t ob_refcnt</c> to 3.11, a union with <c>ob_refcnt_split[2]</c> in 3.12-3.13,
 /// <c>uint32_t ob_refcnt</c> + <c>ob_overflow</c> + <c>ob_flags</c> over <c>ob_refcnt_full</c>
 /// from 3.14); free-threaded builds lay the header out differently and are refused.</summary>
-[StructLayout(LayoutKind.Explicit, Size = 16)]
-internal unsafe struct PyObject
+[StructLayout(LayoutKind.Explicit, Size = 16), CName("PyObject")]
+internal unsafe struct NativePyObject
 {
     [FieldOffset(8)] public PyTypeObject* ob_type;
 }
@@ -39,7 +39,7 @@ internal enum PyGILState_STATE
 internal unsafe struct PyMethodDef
 {
     public byte* ml_name;
-    public delegate* unmanaged<PyObject*, PyObject*, PyObject*> ml_meth;
+    public delegate* unmanaged<NativePyObject*, NativePyObject*, NativePyObject*> ml_meth;
     public int ml_flags;
     public byte* ml_doc;
 }

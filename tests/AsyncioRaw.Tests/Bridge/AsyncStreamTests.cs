@@ -1,5 +1,5 @@
 using System.Runtime.CompilerServices;
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Tests.Bridge;
 
@@ -77,14 +77,14 @@ public class AsyncStreamTests
     [Test]
     public void An_async_generator_with_sleeps_is_collected_in_order()
     {
-        var items = AsyncioRaw.Asyncio.Asyncio.Run(_ => Collect(G("ticking").Call(10, 0.01)));
+        var items = Asyncio.Run(_ => Collect(G("ticking").Call(10, 0.01)));
         Assert.That(items, Is.EqualTo(Enumerable.Range(0, 10).Select(i => (long)i)));
     }
 
     [Test]
     public void A_thousand_items_yielded_without_awaiting_are_all_collected()
     {
-        var items = AsyncioRaw.Asyncio.Asyncio.Run(_ => Collect(G("burst").Call(1000)));
+        var items = Asyncio.Run(_ => Collect(G("burst").Call(1000)));
         Assert.That(items, Has.Count.EqualTo(1000));
         Assert.That(items.Sum(), Is.EqualTo(999 * 1000 / 2));
     }
@@ -92,7 +92,7 @@ public class AsyncStreamTests
     [Test]
     public void Items_are_pulled_one_at_a_time()
     {
-        var producedWhenThirdArrived = AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+        var producedWhenThirdArrived = Asyncio.Run(async _ =>
         {
             long produced = -1;
             int seen = 0;
@@ -113,7 +113,7 @@ public class AsyncStreamTests
     [Test]
     public void An_error_surfaces_at_the_failing_item()
     {
-        var (items, error) = AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+        var (items, error) = Asyncio.Run(async _ =>
         {
             var got = new List<long>();
             try
@@ -133,7 +133,7 @@ public class AsyncStreamTests
     [Test]
     public void Breaking_early_closes_the_generator()
     {
-        var items = AsyncioRaw.Asyncio.Asyncio.Run(_ => Collect(G("guarded").Call(), limit: 3));
+        var items = Asyncio.Run(_ => Collect(G("guarded").Call(), limit: 3));
         Assert.That(items, Has.Count.EqualTo(3));
         Assert.That(G("closed").ToClr(), Is.EqualTo(new List<object?> { "closed" }));
     }
@@ -141,7 +141,7 @@ public class AsyncStreamTests
     [Test]
     public void Plain_async_iterator_objects_work_too()
     {
-        var items = AsyncioRaw.Asyncio.Asyncio.Run(_ => Collect(G("Countdown").Call(4)));
+        var items = Asyncio.Run(_ => Collect(G("Countdown").Call(4)));
         Assert.That(items, Is.EqualTo(new long[] { 3, 2, 1, 0 }));
     }
 
@@ -166,7 +166,7 @@ public class AsyncStreamTests
     public void A_NET_async_enumerable_is_an_async_iterator_in_Python()
     {
         var log = new StrongBox<string>("");
-        var items = AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+        var items = Asyncio.Run(async _ =>
         {
             using var iterator = PyAsyncStreams.ToPython(Numbers(10, log));
             using var result = await PyAwaitable.ToTask(G("consume").Call(iterator));
@@ -180,7 +180,7 @@ public class AsyncStreamTests
     public void Python_stopping_early_cancels_the_NET_enumeration()
     {
         var log = new StrongBox<string>("");
-        var items = AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+        var items = Asyncio.Run(async _ =>
         {
             var iterator = PyAsyncStreams.ToPython(Numbers(1000, log));
             using var consume = G("consume");

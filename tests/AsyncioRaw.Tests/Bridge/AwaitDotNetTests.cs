@@ -1,4 +1,4 @@
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Tests.Bridge;
 
@@ -6,7 +6,7 @@ namespace AsyncioRaw.Tests.Bridge;
 [TestFixture]
 public class AwaitDotNetTests
 {
-    private static T Run<T>(Func<CancellationToken, Task<T>> body) => AsyncioRaw.Asyncio.Asyncio.Run(body);
+    private static T Run<T>(Func<CancellationToken, Task<T>> body) => Asyncio.Run(body);
 
     [Test]
     public void Python_awaits_Task_TaskT_ValueTask_and_cancellable_work()
@@ -254,7 +254,7 @@ public class AwaitDotNetRegressionTests
     [Test]
     public void A_result_with_no_Python_form_fails_the_future_instead_of_leaving_it_pending()
     {
-        var r = AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+        var r = Asyncio.Run(async _ =>
         {
             using var unconvertible = PyFuture.FromTask(Task.Run(async () => { await Task.Delay(5); return new object(); }));
             using var script = Py.Run("""

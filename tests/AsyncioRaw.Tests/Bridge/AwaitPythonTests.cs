@@ -1,4 +1,4 @@
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Tests.Bridge;
 
@@ -6,7 +6,7 @@ namespace AsyncioRaw.Tests.Bridge;
 [TestFixture]
 public class AwaitPythonTests
 {
-    private static T Run<T>(Func<CancellationToken, Task<T>> body) => AsyncioRaw.Asyncio.Asyncio.Run(body);
+    private static T Run<T>(Func<CancellationToken, Task<T>> body) => Asyncio.Run(body);
 
     [Test]
     public void Coroutine_converts_and_completes()
@@ -217,12 +217,12 @@ public class AwaitPythonTests
         using var loop = asyncio.CallMethod("new_event_loop");
         try
         {
-            long a = AsyncioRaw.Asyncio.Asyncio.RunUntilComplete(loop, async _ =>
+            long a = Asyncio.RunUntilComplete(loop, async _ =>
             {
                 using var sleep0 = PythonCode.Get("sleep0");
                 return await PyAwaitable.ToTask<long>(sleep0.Call(3));
             });
-            long b = AsyncioRaw.Asyncio.Asyncio.RunUntilComplete(loop, _ => Task.FromResult(4L));
+            long b = Asyncio.RunUntilComplete(loop, _ => Task.FromResult(4L));
             Assert.That(a + b, Is.EqualTo(7));
             Assert.That(loop.CallMethod("is_closed").As<bool>(), Is.False);
         }
@@ -246,7 +246,7 @@ public class AwaitPythonTests
                     finalized.append('agen')
             """);
         PyObject? loopSeen = null;
-        AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+        Asyncio.Run(async _ =>
         {
             using var agen = state["agen"].Call();
             using var first = await agen.CallMethod("__anext__"); // left suspended: shutdown_asyncgens must close it

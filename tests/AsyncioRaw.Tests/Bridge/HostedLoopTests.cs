@@ -1,4 +1,4 @@
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Tests.Bridge;
 
@@ -94,7 +94,7 @@ public class HostedLoopTests
         using var oldPolicy = swap.Call(policy["Policy"].Call());
         try
         {
-            var marker = AsyncioRaw.Asyncio.Asyncio.Run(_ =>
+            var marker = Asyncio.Run(_ =>
             {
                 using var loop = asyncio.CallMethod("get_running_loop");
                 return Task.FromResult(loop.GetAttr("marker").As<string>());

@@ -1,4 +1,4 @@
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Tests.Bridge;
 
@@ -27,7 +27,7 @@ public class RaceTests
     {
         using var g = Py.Run(HandlerSource);
         var random = new Random(1234);
-        var errors = AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+        var errors = Asyncio.Run(async _ =>
         {
             using var asyncio = Py.Import("asyncio");
             using var loop = asyncio.CallMethod("get_running_loop");
@@ -57,7 +57,7 @@ public class RaceTests
         var release = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
         var stderr = Console.Error;
         var captured = new StringWriter();
-        AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+        Asyncio.Run(async _ =>
         {
             using var pending = PyFuture.FromTask(release.Task); // never awaited before the loop ends
             await Task.Yield();

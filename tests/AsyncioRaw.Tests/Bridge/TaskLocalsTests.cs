@@ -1,4 +1,4 @@
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 
 namespace AsyncioRaw.Tests.Bridge;
 
@@ -8,7 +8,7 @@ public class TaskLocalsTests
     [Test]
     public void Context_variables_flow_from_Python_through_NET_into_awaited_and_synchronous_Python()
     {
-        var r = AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+        var r = Asyncio.Run(async _ =>
         {
             using var readVar = PythonCode.Get("read_var");
             using var readVarSync = PythonCode.Get("read_var_sync");
@@ -33,7 +33,7 @@ public class TaskLocalsTests
     [Test]
     public void The_running_loop_flows_with_NET_async_code()
     {
-        var same = AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+        var same = Asyncio.Run(async _ =>
         {
             var outer = TaskLocals.Require().Loop;
             await Task.Delay(1).ConfigureAwait(false); // even on the thread pool, the locals flow
@@ -58,7 +58,7 @@ public class DeferredReleaseOnLoopTests
     [Test]
     public void References_dropped_without_Dispose_are_released_while_a_loop_runs()
     {
-        var left = AsyncioRaw.Asyncio.Asyncio.Run(async ct =>
+        var left = Asyncio.Run(async ct =>
         {
             using var sentinel = Py.Eval("object()");
             using var sys = Py.Import("sys");

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using AsyncioRaw.Asyncio;
+using AsyncioRaw;
 using AsyncioRaw.Testing;
 
 namespace AsyncioRaw.Tests.Harness;
@@ -167,7 +167,7 @@ public class ReferenceScenarioTests
     {
         using var delay = PyFunction.CreateAsync<long, long>("delay", async (long x, CancellationToken ct) => { await Task.Delay(10, ct); return x; });
         for (int i = 0; i < 2; i++)
-            Assert.That(AsyncioRaw.Asyncio.Asyncio.Run(async _ =>
+            Assert.That(Asyncio.Run(async _ =>
             {
                 using (await PyAwaitable.ToTask(Get("sleep").Call(0.01))) { }
                 return i;
