@@ -149,6 +149,8 @@ public sealed class EventLoop
         _drain = Callbacks.NoArgs(new DrainCallback(this)).MoveToObject();
     }
 
+    /// <summary>True when the calling thread is the one this loop runs on (where loop-only work may
+    /// run inline).</summary>
     public bool IsOnLoopThread => Environment.CurrentManagedThreadId == ThreadId;
 
     /// <summary>Wraps a loop that this library runs (Asyncio.Run, EventLoopThread). Call on the loop's

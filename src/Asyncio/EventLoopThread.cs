@@ -31,6 +31,7 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
         Loop = GilWait.Wait(_started.Task);
     }
 
+    /// <summary>The loop this thread runs; work for it may be posted from any thread.</summary>
     public EventLoop Loop { get; }
 
     /// <summary>Cancelled when the loop thread starts shutting down.</summary>
@@ -140,6 +141,8 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
         return promise.Task;
     }
 
+    /// <summary>Runs <paramref name="work"/> on the loop thread, as <see cref="RunAsync{T}"/> does,
+    /// for work with no result.</summary>
     public Task RunAsync(Func<CancellationToken, Task> work, CancellationToken cancellationToken = default) =>
         RunAsync<object?>(async ct => { await work(ct); return null; }, cancellationToken);
 
@@ -148,9 +151,13 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
     public Task<TResult> CallAsync<TResult>(PyObject callable, CancellationToken cancellationToken = default) =>
         RunAsync(ct => AwaitResult<TResult>(callable.Call(), ct), cancellationToken);
 
+    /// <summary>Calls <paramref name="callable"/> with one argument converted to Python on the loop
+    /// thread and, if it returns an awaitable, awaits it there.</summary>
     public Task<TResult> CallAsync<T1, TResult>(PyObject callable, T1 a1, CancellationToken cancellationToken = default) =>
         RunAsync(ct => AwaitResult<TResult>(callable.Call<T1, PyObject>(a1), ct), cancellationToken);
 
+    /// <summary>Calls <paramref name="callable"/> with <paramref name="args"/> converted to Python
+    /// on the loop thread and, if it returns an awaitable, awaits it there.</summary>
     public Task<TResult> CallAsync<TResult>(PyObject callable, object?[] args, CancellationToken cancellationToken = default) =>
         RunAsync(ct => AwaitResult<TResult>(callable.Call(args), ct), cancellationToken);
 

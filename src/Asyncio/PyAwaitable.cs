@@ -12,12 +12,18 @@ namespace AsyncioRaw;
 /// </summary>
 public static class PyAwaitable
 {
+    /// <summary>Awaits <paramref name="awaitable"/> on the current loop; the result is a new
+    /// reference the caller owns.</summary>
     public static Task<PyObject> ToTask(PyObject awaitable, CancellationToken cancellationToken = default) =>
         ToTask<PyObject>(awaitable, null, cancellationToken);
 
+    /// <summary>Awaits <paramref name="awaitable"/> on the current loop and converts the result to
+    /// <typeparamref name="T"/>.</summary>
     public static Task<T> ToTask<T>(PyObject awaitable, CancellationToken cancellationToken = default) =>
         ToTask<T>(awaitable, null, cancellationToken);
 
+    /// <summary>Awaits <paramref name="awaitable"/> on <paramref name="loop"/> (work is posted to
+    /// its thread when called from elsewhere).</summary>
     public static Task<PyObject> ToTask(PyObject awaitable, EventLoop loop, CancellationToken cancellationToken = default) =>
         ToTask<PyObject>(awaitable, loop, cancellationToken);
 

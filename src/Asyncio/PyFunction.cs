@@ -12,6 +12,8 @@ public static unsafe class PyFunction
     public static PyObject Create(string name, Func<object?[], object?> body, string? doc = null) =>
         Make(name, doc, new Sync(body));
 
+    /// <summary>A synchronous function of one argument converted to <typeparamref name="T1"/>
+    /// (TypeError when it does not convert), with no argument array.</summary>
     public static PyObject Create<T1, TResult>(string name, Func<T1, TResult> body, string? doc = null) =>
         Make(name, doc, new Sync1<T1, TResult>(body));
 
@@ -20,12 +22,18 @@ public static unsafe class PyFunction
     public static PyObject CreateAsync(string name, Func<object?[], CancellationToken, Task<object?>> body, string? doc = null) =>
         Make(name, doc, new Async(body));
 
+    /// <summary>An async function of one argument, not cancellable from Python (cancelling the
+    /// awaitable only stops waiting).</summary>
     public static PyObject CreateAsync<T1, TResult>(string name, Func<T1, Task<TResult>> body, string? doc = null) =>
         Make(name, doc, new Async1<T1, TResult>((a, _) => body(a), cancellable: false));
 
+    /// <summary>An async function of one argument; the token is cancelled when Python cancels (or
+    /// drops) the awaitable.</summary>
     public static PyObject CreateAsync<T1, TResult>(string name, Func<T1, CancellationToken, Task<TResult>> body, string? doc = null) =>
         Make(name, doc, new Async1<T1, TResult>(body, cancellable: true));
 
+    /// <summary>An async function of one argument whose awaitable gives None; the token is
+    /// cancelled when Python cancels (or drops) it.</summary>
     public static PyObject CreateAsync<T1>(string name, Func<T1, CancellationToken, Task> body, string? doc = null) =>
         Make(name, doc, new Async1Void<T1>(body));
 

@@ -9,13 +9,22 @@ namespace AsyncioRaw;
 /// </summary>
 public static unsafe class PyFuture
 {
+    /// <summary>An awaitable for <paramref name="task"/>: awaiting it gives None, or raises the
+    /// task's exception (a cancellation as <c>asyncioraw.DotNetCancelledError</c>). A task already
+    /// complete is awaited with no loop iteration; otherwise the result is an asyncio Future on the
+    /// running loop. Requires a running loop unless the task is complete.</summary>
     public static PyObject FromTask(Task task) => Wrap(task, &NoResult, null, null);
 
+    /// <summary>As <see cref="FromTask(Task)"/>, giving the task's result converted to
+    /// Python.</summary>
     public static PyObject FromTask<T>(Task<T> task) => Wrap(task, &ResultOf<T>, null, null);
 
+    /// <summary>As <see cref="FromTask{T}(Task{T})"/>; a value task already complete allocates no
+    /// Task.</summary>
     public static PyObject FromValueTask<T>(ValueTask<T> task) =>
         FromTask(task.IsCompletedSuccessfully ? System.Threading.Tasks.Task.FromResult(task.Result) : task.AsTask());
 
+    /// <summary>As <see cref="FromTask(Task)"/>, for a <see cref="ValueTask"/>.</summary>
     public static PyObject FromValueTask(ValueTask task) => FromTask(task.AsTask());
 
     /// <summary>Starts <paramref name="work"/> now with a token that Python's cancel() (or the future

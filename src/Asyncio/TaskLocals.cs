@@ -54,7 +54,7 @@ public sealed class TaskLocals
     private PyObject? _context;
     private bool _sealed;
 
-    public TaskLocals(EventLoop loop, PyObject? context)
+    internal TaskLocals(EventLoop loop, PyObject? context)
     {
         Loop = loop;
         _context = context;
@@ -66,6 +66,8 @@ public sealed class TaskLocals
     /// synchronously never pays for the copy.</summary>
     internal TaskLocals(EventLoop loop) => Loop = loop;
 
+    /// <summary>The event loop the .NET code of this task runs on and hands Python work
+    /// to.</summary>
     public EventLoop Loop { get; }
 
     /// <summary>A copy of the caller's <c>contextvars.Context</c>, or null for the loop's default.</summary>
@@ -108,10 +110,13 @@ public sealed class TaskLocals
         return new Scope(previous);
     }
 
+    /// <summary>Restores the task locals that were current before <see cref="Enter"/> when
+    /// disposed.</summary>
     public readonly struct Scope : IDisposable
     {
         private readonly TaskLocals? _previous;
         internal Scope(TaskLocals? previous) => _previous = previous;
+        /// <summary>Makes the previous task locals current again.</summary>
         public void Dispose()
         {
             if (!ReferenceEquals(s_current.Value, _previous)) s_current.Value = _previous;

@@ -59,7 +59,7 @@ public static unsafe class ExceptionBridge
     private static PyObject? s_make;
 
     /// <summary>The <c>asyncioraw</c> module (also importable from Python once initialized).</summary>
-    public static PyObject Module => s_module ?? throw new InvalidOperationException("Python is not initialized.");
+    internal static PyObject Module => s_module ?? throw new InvalidOperationException("Python is not initialized.");
 
     /// <summary>Creates the asyncioraw module. Requires the GIL.</summary>
     internal static void Initialize()

@@ -429,6 +429,8 @@ public static unsafe class Gil
 /// <summary>Holds the GIL until disposed. Cannot outlive the method or cross an await.</summary>
 public ref struct GilGuard
 {
+    /// <summary>Releases this hold (the GIL itself only when it is the thread's outermost
+    /// one).</summary>
     public readonly void Dispose() => Gil.Exit();
 }
 
@@ -446,5 +448,6 @@ public readonly unsafe ref struct GilReleased
         ThreadState = threadState;
     }
 
+    /// <summary>Takes the GIL back for this thread, restoring the hold that was released.</summary>
     public void Dispose() => Gil.Reenter(this);
 }

@@ -8,7 +8,7 @@ namespace AsyncioRaw;
 /// handle when Python drops the last reference. This is how .NET exceptions, delegates and tasks
 /// ride along inside Python objects.
 /// </summary>
-public static unsafe class ManagedHandle
+internal static unsafe class ManagedHandle
 {
     // The capsule name must outlive every capsule: allocated once, never freed.
     internal static readonly byte* CapsuleName = AllocName("asyncioraw.gchandle");
@@ -22,7 +22,7 @@ public static unsafe class ManagedHandle
     }
 
     /// <summary>A new capsule owning a strong GCHandle to <paramref name="target"/>.</summary>
-    public static PyObject Create(object target)
+    internal static PyObject Create(object target)
     {
         using var gil = Gil.Acquire();
         return PyObject.StealOrThrow(CreateRaw(target));
@@ -38,7 +38,7 @@ public static unsafe class ManagedHandle
     }
 
     /// <summary>The .NET object inside <paramref name="obj"/>, or null when it is not one of our capsules.</summary>
-    public static object? Get(PyObject obj)
+    internal static object? Get(PyObject obj)
     {
         using var gil = Gil.Acquire();
         return GetRaw(obj.Handle);

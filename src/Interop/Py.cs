@@ -9,7 +9,9 @@ public static unsafe class Py
 
     /// <summary>Python's None (a shared instance: disposing it does nothing).</summary>
     public static PyObject None => s_none ??= Shared(CPython.Py_None);
+    /// <summary>Python's True (a shared instance: disposing it does nothing).</summary>
     public static PyObject True => s_true ??= Shared(CPython.Py_True);
+    /// <summary>Python's False (a shared instance: disposing it does nothing).</summary>
     public static PyObject False => s_false ??= Shared(CPython.Py_False);
 
     private static PyObject Shared(NativePyObject* immortal)

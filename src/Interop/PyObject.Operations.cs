@@ -7,6 +7,7 @@ namespace AsyncioRaw;
 // caller already holds it), so they can be called from any thread.
 public sealed unsafe partial class PyObject
 {
+    /// <summary>True when this is Python's None.</summary>
     public bool IsNone => Handle == CPython.Py_None;
 
     /// <summary>The type's <c>__qualname__</c>.</summary>
@@ -19,12 +20,16 @@ public sealed unsafe partial class PyObject
         }
     }
 
+    /// <summary><c>getattr(self, name)</c>: a new owned reference; a missing attribute throws a
+    /// <see cref="PythonException"/> for AttributeError.</summary>
     public PyObject GetAttr(string name)
     {
         using var gil = Use();
         return StealOrThrow(GetAttrRaw(Handle, name));
     }
 
+    /// <summary><c>hasattr(self, name)</c>, except that an error other than AttributeError (a
+    /// raising property) is thrown, not swallowed.</summary>
     public bool HasAttr(string name)
     {
         using var gil = Use();
@@ -34,6 +39,8 @@ public sealed unsafe partial class PyObject
         throw PythonException.Fetch();
     }
 
+    /// <summary><c>setattr(self, name, value)</c>, with <paramref name="value"/> converted to
+    /// Python (<see cref="PyConvert"/>).</summary>
     public void SetAttr(string name, object? value)
     {
         using var gil = Use();

@@ -74,6 +74,8 @@ public sealed unsafe partial class PyObject : IDisposable
         }
     }
 
+    /// <summary>True once this reference was disposed, detached or moved; any use then throws <see
+    /// cref="ObjectDisposedException"/>.</summary>
     public bool IsDisposed => _handle == 0;
 
     /// <summary>Gives up ownership: returns the new reference the caller must now release. Requires nothing.</summary>
@@ -178,6 +180,8 @@ public sealed unsafe partial class PyObject : IDisposable
         }
     }
 
+    /// <summary>A reference nobody disposed: queued for release by the next thread that takes the
+    /// GIL (the finalizer never waits for it).</summary>
     ~PyObject()
     {
         nint h = _handle;
@@ -212,10 +216,14 @@ public readonly unsafe ref partial struct PyBorrowed
 
     internal PyBorrowed(NativePyObject* pointer) => Pointer = pointer;
 
+    /// <summary>True for a NULL reference (a C API result that failed, or an empty slot).</summary>
     public bool IsNull => Pointer == null;
 
+    /// <summary>The raw <c>PyObject*</c>, valid only while the owner keeps the object alive; for
+    /// passing to native code the caller owns.</summary>
     public nint DangerousGetHandle() => (nint)Pointer;
 
+    /// <summary>A new strong reference to the same object, owned by the caller.</summary>
     public PyObject ToOwned()
     {
         if (Pointer == null) throw new InvalidOperationException("NULL borrowed reference.");

@@ -39,6 +39,8 @@ public class PythonException : Exception
     /// <summary>"Traceback (most recent call last): ..." as Python prints it, or null without a traceback.</summary>
     public string? PythonTraceback { get; }
 
+    /// <summary>Python's traceback first (when there is one), then the .NET stack trace under a
+    /// "--- .NET ---" line.</summary>
     public override string? StackTrace =>
         PythonTraceback is null ? base.StackTrace : PythonTraceback + Environment.NewLine + "--- .NET ---" + Environment.NewLine + base.StackTrace;
 
@@ -316,6 +318,8 @@ public sealed class PythonStopIterationException : PythonException
 {
     internal PythonStopIterationException(PyObject v, string t, string m, string msg, string? tb, Exception? inner) : base(v, t, m, msg, tb, inner) { }
 
+    /// <summary>The value the generator or coroutine returned (<c>exc.value</c>), a new owned
+    /// reference.</summary>
     public PyObject StopValue => Value.GetAttr("value");
 }
 

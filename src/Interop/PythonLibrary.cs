@@ -16,8 +16,14 @@ namespace AsyncioRaw;
 /// </summary>
 public static unsafe class PythonLibrary
 {
+    /// <summary>The environment variable naming the libpython file to load (takes precedence over
+    /// <see cref="ExecutableVariable"/> and discovery).</summary>
     public const string LibraryVariable = "ASYNCIORAW_PYTHON_LIBRARY";
+    /// <summary>The environment variable naming a Python executable to ask, through
+    /// <c>sysconfig</c>, for its shared libpython.</summary>
     public const string ExecutableVariable = "ASYNCIORAW_PYTHON";
+    /// <summary>The oldest CPython supported; older ones are refused with a <see
+    /// cref="PythonLibraryException"/>.</summary>
     public static readonly Version MinimumVersion = new(3, 9);
 
     private static readonly object s_lock = new();
@@ -36,6 +42,8 @@ public static unsafe class PythonLibrary
     /// <summary>The full <c>Py_GetVersion()</c> string.</summary>
     public static string? VersionString { get; private set; }
 
+    /// <summary>True once libpython is loaded into this process (by first use of Python or by <see
+    /// cref="PythonRuntime.Initialize"/>).</summary>
     public static bool IsLoaded => s_handle != 0;
 
     // Read on hot paths to pick version-specific entry points.
@@ -68,7 +76,7 @@ public static unsafe class PythonLibrary
     }
 
     /// <summary>Finds and loads libpython (idempotent) and returns its handle.</summary>
-    public static nint Load()
+    internal static nint Load()
     {
         if (s_handle != 0) return s_handle;
         lock (s_lock)
@@ -371,5 +379,6 @@ public static unsafe class PythonLibrary
 public sealed class PythonLibraryException(string message, IReadOnlyList<string> attempts)
     : Exception(attempts.Count == 0 ? message : message + Environment.NewLine + "Tried:" + Environment.NewLine + "  " + string.Join(Environment.NewLine + "  ", attempts))
 {
+    /// <summary>Every place tried, in order, each with the reason it was not used.</summary>
     public IReadOnlyList<string> Attempts { get; } = attempts;
 }

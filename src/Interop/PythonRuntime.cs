@@ -13,6 +13,8 @@ public static unsafe class PythonRuntime
 
     internal static RuntimeState State => s_state;
 
+    /// <summary>True while the interpreter is initialized and not finalizing: Python may be used
+    /// from any thread.</summary>
     public static bool IsInitialized => s_state == RuntimeState.Running;
 
     /// <summary>True when Python was already initialized by the host (we were loaded by Python)

@@ -22,6 +22,8 @@ public sealed class PyModuleBuilder
     private readonly Dictionary<string, string?> _docs = [];
     private readonly HashSet<string> _names = [];
 
+    /// <summary>A module named <paramref name="name"/>, which must match the name Python imports
+    /// (and the <c>PyInit_</c> entry point).</summary>
     public PyModuleBuilder(string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -74,6 +76,8 @@ public sealed class PyModuleBuilder
 
     // ---- synchronous functions ----
 
+    /// <summary>A function Python calls with no arguments; the result is converted to
+    /// Python.</summary>
     public PyModuleBuilder Function<TResult>(string name, Func<TResult> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -91,6 +95,8 @@ public sealed class PyModuleBuilder
         return Add(name, () => PyFunction.Create(name, body, doc), doc);
     }
 
+    /// <summary>A function of two positional arguments, converted from Python (TypeError when they
+    /// do not convert or their count is wrong).</summary>
     public PyModuleBuilder Function<T1, T2, TResult>(string name, Func<T1, T2, TResult> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -101,6 +107,7 @@ public sealed class PyModuleBuilder
         }, doc), doc);
     }
 
+    /// <summary>A function of three positional arguments, converted from Python.</summary>
     public PyModuleBuilder Function<T1, T2, T3, TResult>(string name, Func<T1, T2, T3, TResult> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -113,6 +120,8 @@ public sealed class PyModuleBuilder
 
     // ---- async functions: Python awaits them ----
 
+    /// <summary>An async function of no arguments: calling it returns an awaitable; its result is
+    /// the task's, converted.</summary>
     public PyModuleBuilder AsyncFunction<TResult>(string name, Func<CancellationToken, Task<TResult>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -123,6 +132,7 @@ public sealed class PyModuleBuilder
         }, doc), doc);
     }
 
+    /// <summary>An async function of no arguments whose awaitable gives None.</summary>
     public PyModuleBuilder AsyncFunction(string name, Func<CancellationToken, Task> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -140,12 +150,14 @@ public sealed class PyModuleBuilder
         return Add(name, () => PyFunction.CreateAsync(name, body, doc), doc);
     }
 
+    /// <summary>An async function of one argument whose awaitable gives None.</summary>
     public PyModuleBuilder AsyncFunction<T1>(string name, Func<T1, CancellationToken, Task> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
         return Add(name, () => PyFunction.CreateAsync(name, body, doc), doc);
     }
 
+    /// <summary>An async function of two positional arguments.</summary>
     public PyModuleBuilder AsyncFunction<T1, T2, TResult>(string name, Func<T1, T2, CancellationToken, Task<TResult>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -156,6 +168,7 @@ public sealed class PyModuleBuilder
         }, doc), doc);
     }
 
+    /// <summary>An async function of two positional arguments whose awaitable gives None.</summary>
     public PyModuleBuilder AsyncFunction<T1, T2>(string name, Func<T1, T2, CancellationToken, Task> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -166,6 +179,7 @@ public sealed class PyModuleBuilder
         }, doc), doc);
     }
 
+    /// <summary>An async function of three positional arguments.</summary>
     public PyModuleBuilder AsyncFunction<T1, T2, T3, TResult>(string name, Func<T1, T2, T3, CancellationToken, Task<TResult>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -181,6 +195,8 @@ public sealed class PyModuleBuilder
     // that is cancelled when Python stops iterating: break, aclose(), its task cancelled, or the
     // iterator collected.
 
+    /// <summary>A function returning an async iterator over the items of <paramref name="body"/>'s
+    /// sequence (<c>async for</c>).</summary>
     public PyModuleBuilder AsyncGenerator<T>(string name, Func<IAsyncEnumerable<T>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -191,6 +207,7 @@ public sealed class PyModuleBuilder
         }, doc), doc);
     }
 
+    /// <summary>An async generator function of one argument.</summary>
     public PyModuleBuilder AsyncGenerator<T1, T>(string name, Func<T1, IAsyncEnumerable<T>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -201,6 +218,7 @@ public sealed class PyModuleBuilder
         }, doc), doc);
     }
 
+    /// <summary>An async generator function of two positional arguments.</summary>
     public PyModuleBuilder AsyncGenerator<T1, T2, T>(string name, Func<T1, T2, IAsyncEnumerable<T>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -211,6 +229,7 @@ public sealed class PyModuleBuilder
         }, doc), doc);
     }
 
+    /// <summary>An async generator function of three positional arguments.</summary>
     public PyModuleBuilder AsyncGenerator<T1, T2, T3, T>(string name, Func<T1, T2, T3, IAsyncEnumerable<T>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);

@@ -14,10 +14,15 @@ namespace AsyncioRaw.Testing;
 [AttributeUsage(AttributeTargets.Class)]
 public sealed class AsyncioFixtureAttribute : NUnitAttribute, ITestAction
 {
+    /// <summary>Runs around the fixture (suite), not around each test.</summary>
     public ActionTargets Targets => ActionTargets.Suite;
 
+    /// <summary>Nothing to do before the fixture: its loop is created when the first test needs
+    /// it.</summary>
     public void BeforeTest(ITest test) { }
 
+    /// <summary>Disposes the fixture's shared loop after its last test, cancelling what is still
+    /// pending.</summary>
     public void AfterTest(ITest test)
     {
         if (test.Fixture is { } fixture) SharedLoops.Dispose(fixture);

@@ -32,6 +32,8 @@ public sealed class AsyncioTestAttribute : NUnitAttribute, IWrapTestMethod, ISim
     /// <summary>Fail when Python tasks are still pending after the body (default true).</summary>
     public bool FailOnPendingTasks { get; set; } = true;
 
+    /// <summary>NUnit's hook: runs the test body (and its set-up and tear-down methods) inside an
+    /// event loop.</summary>
     public TestCommand Wrap(TestCommand command) => new AsyncioTestCommand(command, this);
 
     /// <summary>Builds the test when no [Test]/[TestCase] does, with a placeholder for each
