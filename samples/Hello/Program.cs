@@ -28,8 +28,10 @@ Console.WriteLine($"hypot(3, 4) = {hypot.Call<double, double, double>(3, 4)}");
 try { Py.Eval("1 / 0").Dispose(); }
 catch (PythonException e) { Console.WriteLine($"caught {e.PythonTypeName}: {e.PythonMessage}"); }
 
-// Python's event loop owns this thread until the .NET main finishes (Ctrl-C cancels its token).
-var summary = Asyncio.Run(async cancellation =>
+// The console entry point: Python's event loop owns this thread until the .NET main finishes, and
+// the result is the exit status a Python program would give (0; 130 after Ctrl-C, which cancels
+// the main's token first; 1 with the traceback printed for an uncaught exception).
+return Asyncio.RunMain(async cancellation =>
 {
     var ticks = new List<long>();
     await foreach (var i in globals["countdown"].Call(3).AsAsyncEnumerable<long>(cancellation))
@@ -40,7 +42,7 @@ var summary = Asyncio.Run(async cancellation =>
         await Task.Delay(10, ct); // .NET work, awaited by Python
         return word.Length;
     });
-    using var sizes = await PyAwaitable.ToTask(globals["ask_dotnet"].Call(fetch), cancellation);
-    return $"countdown {string.Join(", ", ticks)}; sizes {sizes.Repr()}";
+    using var askDotnet = globals["ask_dotnet"].Call(fetch);
+    using var sizes = await askDotnet.AsTask(cancellation); // 'await pyObject' with cancellation
+    Console.WriteLine($"countdown {string.Join(", ", ticks)}; sizes {sizes.Repr()}");
 });
-Console.WriteLine(summary);

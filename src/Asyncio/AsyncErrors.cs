@@ -31,6 +31,6 @@ internal static class AsyncErrors
             catch (OperationCanceledException e) { return e; }
             return new OperationCanceledException("The .NET task was canceled.");
         }
-        return task.Exception!.InnerExceptions.Count == 1 ? task.Exception.InnerExceptions[0] : task.Exception;
+        return LoopBlockedException.Unwrap(task.Exception!.InnerExceptions.Count == 1 ? task.Exception.InnerExceptions[0] : task.Exception);
     }
 }

@@ -176,17 +176,80 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
         return PyBorrowed.Of(o).HasExactType(PyNames.CoroutineType) || o.HasAttr("__await__");
     }
 
+    /// <summary>How long <see cref="DisposeAsync"/> and <see cref="Dispose"/> wait for the loop to stop.</summary>
+    public static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Completes when the loop thread has stopped, shut its loop down and closed it
+    /// (faulted if starting or closing the loop failed). Useful after a <see cref="StopAsync(TimeSpan)"/>
+    /// that timed out.</summary>
+    public Task Stopped => _stopped.Task;
+
+    /// <summary>
+    /// Stops the loop, as <see cref="DisposeAsync"/> does, waiting at most <paramref name="timeout"/>:
+    /// true once it has stopped and closed and its thread has ended; false when the timeout passed
+    /// first. The stop stays requested either way: the loop refuses new work
+    /// (<see cref="LoopClosedException"/>), <see cref="Stopping"/> is cancelled, and its thread stops,
+    /// shuts the loop down and closes it as soon as the Python code it is running gives control back
+    /// (a callback in <c>time.sleep</c>, or a task that swallows CancelledError, which the shutdown
+    /// waits for as <c>asyncio.run</c> does). Nothing runs off the loop thread meanwhile;
+    /// <see cref="Stopped"/> tells when it is done. Safe to call more than once and from the loop thread.
+    /// </summary>
+    /// <param name="timeout">At most this long (<see cref="Timeout.InfiniteTimeSpan"/> to wait until stopped).</param>
+    public async Task<bool> StopAsync(TimeSpan timeout)
+    {
+        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be positive, zero, or Timeout.InfiniteTimeSpan.");
+        RequestStop();
+        var stopped = _stopped.Task;
+        if (!stopped.IsCompleted)
+        {
+            using var cancelDelay = new CancellationTokenSource();
+            var delay = Task.Delay(timeout, cancelDelay.Token);
+            if (await Task.WhenAny(stopped, delay).ConfigureAwait(false) != stopped) return false;
+            cancelDelay.Cancel();
+        }
+        await stopped.ConfigureAwait(false); // a failure to close the loop surfaces here
+        JoinThread();
+        return true;
+    }
+
+    /// <summary>Stops the loop, as <see cref="StopAsync(TimeSpan)"/> does, until it has stopped or
+    /// <paramref name="cancellationToken"/> is cancelled; then the returned Task is canceled and the
+    /// stop stays requested (see <see cref="StopAsync(TimeSpan)"/> for the state the loop is in).</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        RequestStop();
+        await _stopped.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        JoinThread();
+    }
+
     /// <summary>Stops the loop: cancels work submitted through this object and every asyncio task,
-    /// runs the asyncio shutdown steps, closes the loop and joins the thread.</summary>
+    /// runs the asyncio shutdown steps, closes the loop and joins the thread. Throws
+    /// <see cref="TimeoutException"/> if that takes longer than <see cref="DefaultStopTimeout"/>
+    /// (the loop is then left as <see cref="StopAsync(TimeSpan)"/> describes).</summary>
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) { await _stopped.Task.ConfigureAwait(false); return; }
+        if (!await StopAsync(DefaultStopTimeout).ConfigureAwait(false))
+            throw new TimeoutException(
+                $"The EventLoopThread's loop did not stop within {DefaultStopTimeout.TotalSeconds:0} s: Python code on it " +
+                "has not given control back. It stops and closes once that code returns; new work is refused meanwhile.");
+    }
+
+    /// <summary>The first call begins the stop; later calls find it begun.</summary>
+    private void RequestStop()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         Loop.BeginClosing("closing (its EventLoopThread is being disposed)");
         _stopping.Cancel();
         // A loop that already stopped has nothing left to stop.
         Loop.PostLoopWork(static s => ((EventLoopThread)s!).StopLoop(), static (_, _) => { }, this);
-        await _stopped.Task.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-        _thread.Join();
+    }
+
+    /// <summary>The thread has completed <see cref="_stopped"/> and only returns after that: a short
+    /// wait, and none at all on the thread itself.</summary>
+    private void JoinThread()
+    {
+        if (Thread.CurrentThread != _thread) _thread.Join();
     }
 
     /// <summary>Disposes synchronously. A thread holding the GIL releases it while it waits; the

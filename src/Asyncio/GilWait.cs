@@ -15,7 +15,7 @@ internal static class GilWait
             return;
         }
         if (ownLoop is { IsOnLoopThread: true })
-            throw new InvalidOperationException(
+            throw new LoopBlockedException(
                 "Waiting on the event loop's own thread for work that loop must do would deadlock: the loop cannot run while its thread waits.");
         UntilCompleted(task);
         task.GetAwaiter().GetResult();

@@ -26,7 +26,7 @@ internal sealed class LoopTaskScheduler(EventLoop loop) : TaskScheduler
     {
         if (task.AsyncState is not IAwaitOperation { IsPythonDone: false }) return false;
         if (loop.IsOnLoopThread)
-            throw new InvalidOperationException(
+            throw new LoopBlockedException(
                 "Blocking on a Python awaitable from its event loop's thread would deadlock: the loop cannot " +
                 "run while this thread waits for it. Use 'await' instead of .Result/.Wait().");
         if (Gil.IsHeld) GilWait.UntilCompleted(task); // .NET's own wait then finds it complete
@@ -98,6 +98,38 @@ internal sealed class LoopPromise<T> : IAwaitOperation
     {
         if (task.IsCompletedSuccessfully) SetResult(task.Result);
         else if (task.IsCanceled) SetCanceled();
-        else SetException(task.Exception!.InnerExceptions.Count == 1 ? task.Exception.InnerExceptions[0] : task.Exception);
+        else SetException(LoopBlockedException.Unwrap(task.Exception!.InnerExceptions.Count == 1 ? task.Exception.InnerExceptions[0] : task.Exception));
     }
+}
+
+/// <summary>
+/// A thread was about to wait for work that only its own event loop can do, which would deadlock
+/// (the loop cannot run while its thread waits): <c>.Result</c>, <c>.Wait()</c> or
+/// <c>GetAwaiter().GetResult()</c> on a pending Python awaitable or <see cref="EventLoopThread"/>
+/// work, on the loop's thread. Its <see cref="StackTrace"/> is that of the blocking call.
+/// </summary>
+/// <remarks>
+/// .NET wraps whatever a TaskScheduler throws from an inline wait in a
+/// <see cref="TaskSchedulerException"/> ("An exception was thrown by a TaskScheduler"), so at the
+/// blocking call itself this is its <see cref="Exception.InnerException"/>. Where the library
+/// hands the failure on — out of <see cref="Asyncio.Run{T}(Func{CancellationToken, Task{T}})"/>,
+/// <see cref="EventLoopThread.RunAsync{T}"/>, to Python awaiting a .NET Task — it is unwrapped, so
+/// this is what the caller sees.
+/// </remarks>
+public sealed class LoopBlockedException : InvalidOperationException
+{
+    // Captured where the wait was refused: thrown from inside .NET's inline-wait machinery, the
+    // exception's own trace would end at TaskScheduler.TryRunInline, far below the user's .Result.
+    private readonly string _blockedAt;
+
+    internal LoopBlockedException(string message) : base(message) =>
+        _blockedAt = new System.Diagnostics.StackTrace(1, fNeedFileInfo: true).ToString().TrimEnd();
+
+    /// <summary>The stack of the call that would have blocked the loop thread.</summary>
+    public override string StackTrace => _blockedAt;
+
+    /// <summary><paramref name="e"/>, or the LoopBlockedException inside it when .NET wrapped one in
+    /// a TaskSchedulerException (directly, or through an await that rethrew it).</summary>
+    internal static Exception Unwrap(Exception e) =>
+        e is TaskSchedulerException { InnerException: LoopBlockedException blocked } ? blocked : e;
 }

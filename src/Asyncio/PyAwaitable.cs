@@ -63,6 +63,18 @@ public static class PyAwaitable
 
     /// <summary><c>await pyObject</c>: awaits a Python awaitable on the current loop.</summary>
     public static TaskAwaiter<PyObject> GetAwaiter(this PyObject awaitable) => ToTask(awaitable).GetAwaiter();
+
+    /// <summary><c>await pyObject.AsTask(ct)</c>: <c>await pyObject</c> with cancellation. Cancelling
+    /// <paramref name="cancellationToken"/> cancels the Python task (its coroutine sees
+    /// CancelledError) and the Task ends canceled. As <see cref="ToTask(PyObject, CancellationToken)"/>;
+    /// the result is a new reference the caller owns.</summary>
+    public static Task<PyObject> AsTask(this PyObject awaitable, CancellationToken cancellationToken = default) =>
+        ToTask<PyObject>(awaitable, null, cancellationToken);
+
+    /// <summary><c>await pyObject.AsTask&lt;long&gt;(ct)</c>: as <see cref="AsTask(PyObject, CancellationToken)"/>,
+    /// with the result converted to <typeparamref name="T"/>.</summary>
+    public static Task<T> AsTask<T>(this PyObject awaitable, CancellationToken cancellationToken = default) =>
+        ToTask<T>(awaitable, null, cancellationToken);
 }
 
 /// <summary>One .NET await of one Python awaitable.</summary>

@@ -14,6 +14,8 @@ try
         "finalize" => FinalizeWhileAlive(),
         "ctrl-c" => CtrlC(ignoreCancellation: false),
         "ctrl-c-stubborn" => CtrlC(ignoreCancellation: true),
+        "run-main-ctrl-c" => RunMainCtrlC(),
+        "run-main" => RunMain(args[1]),
         "running-loop-type" => RunningLoopType(args[1]),
         _ => throw new ArgumentException($"unknown probe '{args[0]}'"),
     };
@@ -63,6 +65,59 @@ static int CtrlC(bool ignoreCancellation)
         Console.WriteLine("KeyboardInterrupt");
         return 130;
     }
+}
+
+// Asyncio.RunMain as a console program's Main uses it: no catch, its result is the exit status.
+static int RunMainCtrlC() => Asyncio.RunMain(async ct =>
+{
+    Console.WriteLine("ready");
+    try
+    {
+        await Task.Delay(Timeout.Infinite, ct);
+    }
+    catch (OperationCanceledException)
+    {
+        await Task.Delay(50, CancellationToken.None); // cleanup that itself awaits
+        Console.WriteLine("cleanup");
+        throw;
+    }
+});
+
+// How the main ends: each case is what Python's interpreter turns into an exit status.
+static int RunMain(string ending)
+{
+    PythonRuntime.Initialize(installSignalHandlers: false);
+    using var code = Py.Run("""
+        import asyncio, sys
+
+        async def end(how):
+            await asyncio.sleep(0)
+            print('printed by python', flush=False)
+            if how == 'exit-none':
+                sys.exit()
+            if how == 'exit-3':
+                sys.exit(3)
+            if how == 'exit-message':
+                sys.exit('a message for stderr')
+            if how == 'python-error':
+                raise ValueError('boom from python')
+        """, fileName: "run_main_probe.py");
+    using var end = code["end"];
+    if (ending == "return-7")
+    {
+        return Asyncio.RunMain(async ct =>
+        {
+            using var coroutine = end.Call("ok");
+            using var r = await coroutine.AsTask(ct);
+            return 7;
+        });
+    }
+    return Asyncio.RunMain(async ct =>
+    {
+        using var coroutine = end.Call(ending);
+        using var r = await coroutine.AsTask(ct);
+        if (ending == "dotnet-error") throw new InvalidOperationException("boom from .NET");
+    });
 }
 
 // The running loop's type as .NET sees it, with an optional event loop policy module (uvloop).

@@ -71,6 +71,48 @@ public class ProcessTests
     }
 
     [Test]
+    public void RunMain_returns_130_after_Ctrl_C_once_the_main_has_cleaned_up()
+    {
+        var (code, output) = RunAndInterrupt("run-main-ctrl-c", interrupts: 1);
+        Assert.That(output, Does.Contain("cleanup"));
+        Assert.That(output, Does.Contain("KeyboardInterrupt"));
+        Assert.That(output, Does.Not.Contain("Unhandled exception"));
+        Assert.That(code, Is.EqualTo(130));
+    }
+
+    [TestCase("ok", 0)]
+    [TestCase("return-7", 7)]
+    [TestCase("exit-none", 0)]
+    [TestCase("exit-3", 3)]
+    [TestCase("exit-message", 1)]
+    [TestCase("python-error", 1)]
+    [TestCase("dotnet-error", 1)]
+    public void RunMain_returns_the_exit_status_a_Python_program_would(string ending, int expected)
+    {
+        var r = Probe.Run(null, "run-main", ending);
+        TestContext.Out.WriteLine(r.Output + r.Error);
+        Assert.That(r.ExitCode, Is.EqualTo(expected));
+        Assert.That(r.Output, Does.Contain("printed by python"), "Python's buffered sys.stdout was not flushed");
+        Assert.That(r.Error, Does.Not.Contain("Unhandled exception"));
+        switch (ending)
+        {
+            case "exit-message":
+                Assert.That(r.Error.Trim(), Is.EqualTo("a message for stderr"));
+                break;
+            case "python-error":
+                Assert.That(r.Error, Does.StartWith("Traceback (most recent call last):"));
+                Assert.That(r.Error, Does.Contain("run_main_probe.py").And.Contain("ValueError: boom from python"));
+                break;
+            case "dotnet-error":
+                Assert.That(r.Error, Does.StartWith("System.InvalidOperationException: boom from .NET"));
+                break;
+            default:
+                Assert.That(r.Error, Is.Empty);
+                break;
+        }
+    }
+
+    [Test]
     public void Uvloop_runs_the_bridge_on_Debians_Python()
     {
         const string debianPython = "/usr/bin/python3.11";
