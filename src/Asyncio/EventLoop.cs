@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Runtime.InteropServices;
 
 namespace AsyncioRaw;
@@ -22,6 +24,10 @@ public sealed class EventLoop
 {
     private static readonly ConcurrentDictionary<nint, EventLoop> s_loops = new();
     [ThreadStatic] private static EventLoop? t_lastAdopted;
+    private static int s_lastId;
+
+    static EventLoop() => AsyncioRawDiagnostics.LoopQueueLengths = static () =>
+        s_loops.Values.Select(static l => new Measurement<long>(l._queue.Count, l._idTag));
 
     private readonly ConcurrentQueue<WorkItem> _queue = new();
     private readonly HashSet<IPendingOperation> _pending = [];
@@ -36,7 +42,13 @@ public sealed class EventLoop
 
     // Abandon is null for .NET continuations (they resume on the thread pool once the loop is
     // gone) and set for loop work, which is failed instead: it must never run without the loop.
-    private readonly record struct WorkItem(Action<object?> Callback, object? State, Action<object?, Exception>? Abandon);
+    // PostedAt: a Stopwatch timestamp when a listener measures queue waits, else 0.
+    private readonly record struct WorkItem(Action<object?> Callback, object? State, Action<object?, Exception>? Abandon, long PostedAt);
+
+    // Metric tags, built once per loop (boxing the id per post would allocate on the hot path).
+    private readonly KeyValuePair<string, object?> _idTag;
+    private static readonly KeyValuePair<string, object?> s_loopWorkTag = new(AsyncioRawDiagnostics.WorkKindTag, "loop_work");
+    private static readonly KeyValuePair<string, object?> s_continuationTag = new(AsyncioRawDiagnostics.WorkKindTag, "continuation");
 
     // Loops we run are held strongly; loops we adopted (someone else runs them) weakly, so that
     // our wrapper never keeps them alive. The raw pointer is valid while the loop runs.
@@ -92,6 +104,10 @@ public sealed class EventLoop
     /// <summary>The managed thread the loop runs on.</summary>
     public int ThreadId { get; }
 
+    /// <summary>A number unique to this loop in the process (loops are numbered as .NET first sees
+    /// them): the value of the <see cref="AsyncioRawDiagnostics.LoopIdTag"/> tag on its metrics.</summary>
+    public int Id { get; }
+
     /// <summary>True once the loop is closed (or, for a loop someone else runs, collected): work
     /// that needs it fails with <see cref="LoopClosedException"/>.</summary>
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
@@ -144,6 +160,8 @@ public sealed class EventLoop
         _owned = owned;
         _loopHandle = loopHandle;
         ThreadId = threadId;
+        Id = Interlocked.Increment(ref s_lastId);
+        _idTag = new(AsyncioRawDiagnostics.LoopIdTag, Id);
         SyncContext = new LoopSynchronizationContext(this);
         Scheduler = new LoopTaskScheduler(this);
         _drain = Callbacks.NoArgs(new DrainCallback(this)).MoveToObject();
@@ -263,12 +281,20 @@ public sealed class EventLoop
     /// runs instead (on whichever thread notices, without the GIL held for it): it must fail the
     /// .NET side and release what the work owned, and must not call into Python. Thread-safe.</summary>
     internal void PostLoopWork(Action<object?> callback, Action<object?, Exception> abandon, object? state) =>
-        Enqueue(new WorkItem(callback, state, abandon));
+        Enqueue(new WorkItem(callback, state, abandon, Posted(s_loopWorkTag)));
 
     /// <summary>Runs a .NET continuation on the loop thread; once the loop is closed it runs on the
     /// thread pool instead (it is .NET code: resuming elsewhere beats never resuming). Thread-safe.</summary>
     internal void PostContinuation(Action<object?> callback, object? state) =>
-        Enqueue(new WorkItem(callback, state, null));
+        Enqueue(new WorkItem(callback, state, null, Posted(s_continuationTag)));
+
+    /// <summary>Counts a post and returns its timestamp, each only while a listener has enabled the
+    /// instrument: otherwise two field reads.</summary>
+    private long Posted(in KeyValuePair<string, object?> kind)
+    {
+        if (AsyncioRawDiagnostics.LoopWorkPosted.Enabled) AsyncioRawDiagnostics.LoopWorkPosted.Add(1, _idTag, kind);
+        return AsyncioRawDiagnostics.LoopQueueWait.Enabled ? Stopwatch.GetTimestamp() : 0;
+    }
 
     private void Enqueue(in WorkItem item)
     {
@@ -373,6 +399,11 @@ public sealed class EventLoop
 
     private void Run(in WorkItem item)
     {
+        if (item.PostedAt != 0)
+        {
+            AsyncioRawDiagnostics.LoopQueueWait.Record(AsyncioRawDiagnostics.Seconds(item.PostedAt, Stopwatch.GetTimestamp()),
+                _idTag, item.Abandon is null ? s_continuationTag : s_loopWorkTag);
+        }
         try
         {
             item.Callback(item.State);

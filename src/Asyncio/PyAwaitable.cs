@@ -102,6 +102,21 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
         // A scheduled (not promise) task, so that .Wait()/.Result reach LoopTaskScheduler.
         Task = new Task<T>(static s => ((AwaitOperation<T>)s!).TakeResult(), this, _cts.Token);
         Task.Start(loop.Scheduler);
+        AsyncioRawDiagnostics.AwaitStarted(dotnetAwaitsPython: true);
+    }
+
+    private int _inFlight = 1; // until the Task ends: TakeResult runs, or the token cancels it
+
+    private void EndInFlight()
+    {
+        if (Interlocked.Exchange(ref _inFlight, 0) != 0) AsyncioRawDiagnostics.AwaitEnded(dotnetAwaitsPython: true);
+    }
+
+    /// <summary>Ends the Task as Canceled (the scheduler lets go of it at once).</summary>
+    private void CancelTask()
+    {
+        EndInFlight();
+        _cts.Cancel();
     }
 
     internal Task<T> Task { get; }
@@ -146,7 +161,7 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
             {
                 CloseIfCoroutine(awaitable);
                 _pythonDone = true;
-                _cts.Cancel();
+                CancelTask();
                 return;
             }
             if (awaitable.HasExactType(PyNames.CoroutineType))
@@ -293,7 +308,7 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
         if (cancelled)
         {
             _future.Release();
-            _cts.Cancel();
+            CancelTask();
         }
         else
         {
@@ -304,6 +319,7 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
     /// <summary>The task's body: runs on the loop thread when Python is done, with the GIL.</summary>
     private T TakeResult()
     {
+        EndInFlight();
         if (_error is PythonCancelledException) _cts.Cancel(); // the Task ends Canceled, with this exception
         if (_error != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_error); // keeps its stack trace
         var result = _result.Take();
@@ -350,6 +366,6 @@ internal sealed class AwaitOperation<T> : OneArgCallback, IAwaitOperation, IPend
         _pythonDone = true;
         _future.Release();
         _result.Release();
-        _cts.Cancel();
+        CancelTask();
     }
 }

@@ -112,6 +112,8 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
             using (future.CallMethod(PyNames.add_done_callback, onDone.Borrow())) { }
         }
         _loop.Track(this);
+        _inFlight = 1;
+        AsyncioRawDiagnostics.AwaitStarted(dotnetAwaitsPython: false);
         _task.ContinueWith(static (_, s) => ((CompletionOperation)s!).OnTaskCompleted(), this,
             CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
@@ -126,6 +128,7 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
     /// <summary>Loop thread, GIL. Never completes a future that is done, nor one of a closed loop.</summary>
     private void Complete()
     {
+        EndInFlight();
         _loop.Untrack(this);
         if (_loop.IsClosed || _weakFuture is null) return;
         using var future = PyWeakRefApi.Referent(PyBorrowed.Of(_weakFuture));
@@ -162,6 +165,7 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
     /// to release (deferred when this thread does not hold the GIL).</summary>
     private void Abandon()
     {
+        EndInFlight();
         _loop.Untrack(this);
         Interlocked.Exchange(ref _weakFuture, null)?.Dispose();
     }
@@ -194,5 +198,16 @@ internal sealed unsafe class CompletionOperation : OneArgCallback, IPendingOpera
         }
     }
 
-    void IPendingOperation.OnLoopClosed() => _cts?.Cancel();
+    void IPendingOperation.OnLoopClosed()
+    {
+        EndInFlight(); // nothing awaits the future of a closed loop any more
+        _cts?.Cancel();
+    }
+
+    private int _inFlight; // 1 from Attach until the .NET outcome is delivered or dropped
+
+    private void EndInFlight()
+    {
+        if (Interlocked.Exchange(ref _inFlight, 0) != 0) AsyncioRawDiagnostics.AwaitEnded(dotnetAwaitsPython: false);
+    }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using AsyncioRaw.Interop;
@@ -41,6 +42,9 @@ public static unsafe class Gil
         // Written with a plain store; PythonRuntime.Shutdown pairs it with a process-wide barrier
         // (an asymmetric Dekker handshake), so the hot path pays no interlocked instruction.
         public volatile int Active;
+        // Stopwatch timestamps of this hold's start and of the wait before it; 0 unless a listener
+        // enabled the GIL histograms when the hold began (see StartTimedHold).
+        public long WaitStart, HoldStart;
     }
 
     /// <summary>
@@ -118,6 +122,8 @@ public static unsafe class Gil
     private static void AcquireOutermost(ThreadGil gil)
     {
         EnterGate(gil);
+        // Timed only while a listener has enabled an instrument: two field reads otherwise.
+        long waitStart = AsyncioRawDiagnostics.GilWait.Enabled || AsyncioRawDiagnostics.GilHold.Enabled ? Stopwatch.GetTimestamp() : 0;
         if (gil.ThreadState != null)
         {
             // Parked by our own SaveThread: nobody else can have restored it, because every way
@@ -130,7 +136,29 @@ public static unsafe class Gil
             TakeWithoutOwnState(gil);
         }
         gil.Depth = 1;
+        if (waitStart != 0) StartTimedHold(gil, waitStart);
         DeferredRelease.DrainIfPending();
+    }
+
+    /// <summary>A hold found already taken (<see cref="HoldKind.Caller"/>) was neither waited for nor
+    /// will be released by us: not measured. Both measurements are recorded when the hold ends,
+    /// after the GIL is released, so that no listener callback runs while this thread holds it.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void StartTimedHold(ThreadGil gil, long waitStart)
+    {
+        if (gil.Hold == HoldKind.Caller) return;
+        gil.WaitStart = waitStart;
+        gil.HoldStart = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>Records the hold that just ended (the GIL is released). Listener callbacks run here.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void EndTimedHold(ThreadGil gil)
+    {
+        long waitStart = gil.WaitStart, holdStart = gil.HoldStart, now = Stopwatch.GetTimestamp();
+        gil.WaitStart = gil.HoldStart = 0;
+        AsyncioRawDiagnostics.GilWait.Record(AsyncioRawDiagnostics.Seconds(waitStart, holdStart));
+        AsyncioRawDiagnostics.GilHold.Record(AsyncioRawDiagnostics.Seconds(holdStart, now));
     }
 
     private static void TakeWithoutOwnState(ThreadGil gil)
@@ -193,6 +221,7 @@ public static unsafe class Gil
         }
         gil.Hold = HoldKind.Own;
         gil.Active = 0;
+        if (gil.HoldStart != 0) EndTimedHold(gil);
     }
 
     /// <summary>
@@ -214,6 +243,7 @@ public static unsafe class Gil
         var released = new GilReleased(gil.Depth, gil.Hold, CPython.PyEval_SaveThread());
         gil.Depth = 0;
         gil.Hold = HoldKind.Own;
+        if (gil.HoldStart != 0) EndTimedHold(gil); // this hold ends here; Reenter starts the next
         return released;
     }
 
@@ -221,10 +251,13 @@ public static unsafe class Gil
     {
         // This thread stayed marked Active, so finalization cannot have started under us.
         var gil = Current;
+        long waitStart = released.Depth > 0 && (AsyncioRawDiagnostics.GilWait.Enabled || AsyncioRawDiagnostics.GilHold.Enabled)
+            ? Stopwatch.GetTimestamp() : 0;
         CPython.PyEval_RestoreThread(released.ThreadState);
         gil.Depth = released.Depth;
         gil.Hold = released.Hold;
         if (released.Depth == 0) gil.Active = 0; // back to the outside caller's own hold
+        else if (waitStart != 0) StartTimedHold(gil, waitStart);
     }
 
     /// <summary>What <see cref="EnterCallback"/> returns when the callback must not run; the Python
@@ -319,6 +352,18 @@ public static unsafe class Gil
         lock (s_threads) return s_threads.Count(g => g != self && g.Active != 0);
     }
 
+    /// <summary>Thread states we created: those of threads still running, and those of exited
+    /// threads (plus a left-over reaping helper) that wait to be deleted. For metrics only: the
+    /// counts may be a moment out of date.</summary>
+    internal static (long Live, long Exited) ThreadStateCounts()
+    {
+        long live = 0;
+        lock (s_threads)
+            foreach (var gil in s_threads)
+                if (gil.ThreadState != null) live++;
+        return (live, s_deadStates.Count + (Volatile.Read(ref s_staleHelper) != 0 ? 1 : 0));
+    }
+
     internal static int CurrentDepth => t_gil?.Depth ?? 0;
 
     /// <summary>True while this thread is inside a hold, a callback, or an AllowThreads scope.</summary>
@@ -346,6 +391,7 @@ public static unsafe class Gil
             gil.Hold = HoldKind.Own;
             gil.ThreadState = null; // freed by Py_FinalizeEx
             gil.Active = 0;
+            gil.WaitStart = gil.HoldStart = 0;
             s_staleHelper = 0;
             s_initialState = null;
             s_deadStates.Clear();

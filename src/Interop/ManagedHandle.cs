@@ -72,9 +72,7 @@ internal static unsafe class ManagedHandle
 /// <summary>Where a failure inside a native callback goes when it cannot become a Python exception.</summary>
 internal static class CallbackFailure
 {
-    internal static void Report(string what, Exception e)
-    {
-        try { Console.Error.WriteLine($"AsyncioRaw: unexpected failure while {what}: {e}"); }
-        catch { /* stderr is gone: nothing left to tell */ }
-    }
+    /// <summary>To <see cref="AsyncioRawDiagnostics.UnobservedError"/>, or stderr without a
+    /// subscriber. Never throws, never blocks.</summary>
+    internal static void Report(string what, Exception e) => AsyncioRawDiagnostics.ReportUnobserved(what, e);
 }
