@@ -33,6 +33,8 @@ public static class Definition
             "python_library() -> where the module found Python's C API: '(process)' when it took the importing process's symbols");
 
         m.Function<long, long>("add1", x => x + 1, "add1(x) -> x + 1");
+        m.Function<PyObject, PyObject>("identity", x => x,
+            "identity(x) -> x, through .NET and back (the .NET reference is released on return)");
         m.Function<string, string, string>("concat", (a, b) => a + b, "concat(a, b='!') -> a + b")
             .WithSignature("(a, b='!')");
 
@@ -99,19 +101,40 @@ public static class Definition
 
         m.Function<long, bool>("background", ms =>
         {
-            // Work Python does not wait for: a thread-pool task that needs Python again later.
+            // Work Python does not wait for: a thread-pool task that needs Python again later. If
+            // Python is exiting by then, the library refuses it (InvalidOperationException).
             _ = Task.Run(async () =>
             {
+                await Task.Delay(TimeSpan.FromMilliseconds(ms));
                 try
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(ms), PyModuleExport.Stopping);
                     using var value = PyConvert.ToPython(ms);
                 }
-                catch (OperationCanceledException) { }
-                catch (InvalidOperationException) { } // Python was finalized meanwhile
+                catch (InvalidOperationException) { } // Python is finalizing
             });
             return true;
         }, "background(ms): starts .NET work that takes the GIL after ms milliseconds; returns at once");
+
+        m.Function<PyObject, long, long>("call_forever", (fn, threads) =>
+        {
+            // Thread-pool threads that keep calling into Python, for the tests of an exit that
+            // happens meanwhile: they stop when the library refuses them (Python is finalizing) or
+            // when fn raises.
+            for (long i = 0; i < threads; i++)
+            {
+                _ = Task.Run(() =>
+                {
+                    try
+                    {
+                        while (true)
+                            using (fn.Call()) { }
+                    }
+                    catch (InvalidOperationException) { }
+                    catch (PythonException) { }
+                });
+            }
+            return threads;
+        }, "call_forever(fn, threads): starts threads .NET thread-pool threads calling fn() until Python exits or fn raises");
     }
 
     private static async Task<string> Sha256Async(byte[] data, CancellationToken ct)

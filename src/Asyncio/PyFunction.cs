@@ -8,7 +8,9 @@ namespace AsyncioRaw;
 /// </summary>
 public static unsafe class PyFunction
 {
-    /// <summary>A synchronous function; arguments arrive converted with <see cref="PyConvert.ToClr"/>.</summary>
+    /// <summary>A synchronous function; arguments arrive converted with <see cref="PyConvert.ToClr"/>.
+    /// A <see cref="PyObject"/> the body returns is Python's from then on: its owner is released as
+    /// the result is handed over (return <see cref="PyObject.NewReference"/> of one you keep).</summary>
     public static PyObject Create(string name, Func<object?[], object?> body, string? doc = null) =>
         Make(name, doc, new Sync(body));
 
@@ -94,7 +96,7 @@ public static unsafe class PyFunction
 
     private sealed class Sync(Func<object?[], object?> body) : FastCallTarget
     {
-        internal override NewReference Invoke(PyArgs args) => PyValues.From(body(ConvertAll(args)));
+        internal override NewReference Invoke(PyArgs args) => PyValues.FromResult(body(ConvertAll(args)));
     }
 
     private sealed class Sync1<T1, TResult>(Func<T1, TResult> body) : FastCallTarget
@@ -102,7 +104,7 @@ public static unsafe class PyFunction
         internal override NewReference Invoke(PyArgs args)
         {
             args.ExpectPositional(1, "this .NET function");
-            return PyValues.From(body(args[0].As<T1>()));
+            return PyValues.FromResult(body(args[0].As<T1>()));
         }
     }
 

@@ -21,8 +21,17 @@ public static unsafe class ExceptionBridge
 {
     internal const string ModuleName = "asyncioraw";
 
+    // Every copy of this library in the process (each NativeAOT module carries its own, with its
+    // own .NET runtime) uses the first copy's module, so that `except asyncioraw.DotNetError`
+    // catches what any of them raises. The classes and _make hold no .NET state (the .NET
+    // exception rides in a capsule only its own copy opens, see ManagedHandle), so sharing them is
+    // safe; a copy that speaks another protocol registers its own module instead.
+    private const long Protocol = 1;
+
     private const string ModuleSource = """
         '''AsyncioRaw: .NET and asyncio in one process. Exceptions raised from .NET code.'''
+
+        _protocol = 1  # ExceptionBridge.Protocol: what every copy of the library sharing this module expects
 
         class DotNetError(Exception):
             '''A .NET exception raised into Python. See dotnet_type, dotnet_message, dotnet_stack_trace.'''
@@ -61,10 +70,11 @@ public static unsafe class ExceptionBridge
     /// <summary>The <c>asyncioraw</c> module (also importable from Python once initialized).</summary>
     internal static PyObject Module => s_module ?? throw new InvalidOperationException("Python is not initialized.");
 
-    /// <summary>Creates the asyncioraw module. Requires the GIL.</summary>
+    /// <summary>Creates the asyncioraw module, or takes the one another copy of the library
+    /// registered in <c>sys.modules</c>. Requires the GIL.</summary>
     internal static void Initialize()
     {
-        var module = Py.CreateModule(ModuleName, ModuleSource, register: true);
+        var module = Registered() ?? Py.CreateModule(ModuleName, ModuleSource, register: true);
         s_make = module.GetAttr("_make");
         s_module = module;
         ObjectFinalizationHooks.Register(static () =>
@@ -72,6 +82,29 @@ public static unsafe class ExceptionBridge
             s_make?.Dispose(); s_make = null;
             s_module?.Dispose(); s_module = null;
         });
+    }
+
+    /// <summary>sys.modules['asyncioraw'] when a copy of this library with the same protocol made it,
+    /// else null (nothing there, or a module of another origin, which ours then replaces).</summary>
+    private static PyObject? Registered()
+    {
+        using var sys = Py.Import("sys");
+        using var modules = sys.GetAttr("modules");
+        var existing = modules.CallMethod("get", ModuleName);
+        bool ours = false;
+        try
+        {
+            if (!existing.IsNone && existing.HasAttr("_protocol") && existing.HasAttr("_make"))
+            {
+                using var protocol = existing.GetAttr("_protocol");
+                ours = protocol.TryConvert(out long value) && value == Protocol;
+            }
+        }
+        finally
+        {
+            if (!ours) existing.Dispose();
+        }
+        return ours ? existing : null;
     }
 
     /// <summary>The Python exception for <paramref name="exception"/> (the same Python object for a

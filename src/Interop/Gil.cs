@@ -282,7 +282,7 @@ public static unsafe class Gil
         {
             gil.Active = 1;
             // Paired with Shutdown's barrier as in EnterGate: it waits for us, or we see its state.
-            if (PythonRuntime.State is not PythonRuntime.RuntimeState.Running)
+            if (PythonRuntime.State is not PythonRuntime.RuntimeState.Running && gil != s_finalizingThread)
             {
                 gil.Active = 0;
                 return RefuseCallback(forkedChild: false);
@@ -332,6 +332,14 @@ public static unsafe class Gil
             gil.Active = 0;
         }
     }
+
+    // The thread that closed the gate for a host's exit (PythonRuntime's atexit hook): it goes on
+    // running Python's finalization, and the .NET callbacks that reaches, as Shutdown's thread does.
+    private static ThreadGil? s_finalizingThread;
+
+    /// <summary>Lets this thread's callbacks from Python run after the gate closed. Only
+    /// PythonRuntime's host-exit hook calls this, on the thread that finalizes Python.</summary>
+    internal static void MarkFinalizingThread() => s_finalizingThread = Current;
 
     /// <summary>Records that the initializing thread holds the GIL right after Py_Initialize.</summary>
     internal static void AdoptInitialHold()

@@ -10,8 +10,14 @@ namespace AsyncioRaw;
 /// </summary>
 internal static unsafe class ManagedHandle
 {
-    // The capsule name must outlive every capsule: allocated once, never freed.
-    internal static readonly byte* CapsuleName = AllocName("asyncioraw.gchandle");
+    // The capsule name must outlive every capsule: allocated once, never freed. PyCapsule_IsValid
+    // compares names as strings, and another copy of this library in the process (a second
+    // NativeAOT module, with its own .NET runtime and handle table) makes capsules too: the name
+    // carries the address of this copy's Destroy, so a capsule of another copy is never taken for
+    // ours (its GCHandle would be read from the wrong runtime). An exception raised by one module
+    // and caught by another crosses this way.
+    internal static readonly byte* CapsuleName = AllocName(
+        $"asyncioraw.gchandle.{(nint)(delegate* unmanaged<NativePyObject*, void>)&Destroy:x}");
 
     private static byte* AllocName(string name)
     {

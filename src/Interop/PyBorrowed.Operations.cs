@@ -205,6 +205,22 @@ internal static unsafe class PyValues
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static NewReference From<T>(T value) => new(PyConvert.ToPythonRaw(value));
 
+    /// <summary>
+    /// A .NET function's result for Python: <paramref name="value"/> converted, and when it is a
+    /// <see cref="PyObject"/>, that owner released at once. Returning an IDisposable hands it to the
+    /// caller (the .NET convention), and the caller here is Python: kept, the owner's reference
+    /// would hold the object until the .NET GC finalized it, so Python's refcount could not reach
+    /// zero when Python dropped it (its <c>__del__</c>, e.g. an async iterator's cancellation after
+    /// an early <c>break</c>, waited for a .NET collection). Requires the GIL.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static NewReference FromResult<T>(T value)
+    {
+        var result = From(value);
+        if (value is PyObject owned) owned.Dispose(); // folds away for value types
+        return result;
+    }
+
     /// <summary>The Python exception for a .NET one (the original object for a PythonException). Requires the GIL.</summary>
     internal static NewReference FromException(Exception exception) => NewReference.OrThrow(ExceptionBridge.ToPythonRaw(exception, 0));
 

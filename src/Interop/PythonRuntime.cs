@@ -60,8 +60,58 @@ public static unsafe class PythonRuntime
             {
                 ExceptionBridge.Initialize();
                 InstallForkAndBuildChecks();
+                if (InitializedByHost) RegisterHostExitGate();
             }
         }
+    }
+
+    /// <summary>How long the host's exit waits for .NET threads that are inside or waiting for the
+    /// GIL (see <see cref="RegisterHostExitGate"/>).</summary>
+    internal static readonly TimeSpan HostExitWait = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// When Python hosts us nobody calls <see cref="Shutdown"/>, yet the interpreter still
+    /// finalizes: a .NET thread that takes the GIL after that has begun is ended mid-frame by
+    /// CPython (3.9-3.13, through managed frames) or blocked forever (3.14+). An <c>atexit</c>
+    /// handler, which runs while Python is still whole, closes the gate as Shutdown does: from then
+    /// on <see cref="Gil.Acquire"/> throws and callbacks from other threads are refused. It then
+    /// waits, with the GIL released, for the threads already inside or waiting for the GIL to
+    /// leave. Requires the GIL.
+    /// </summary>
+    private static void RegisterHostExitGate()
+    {
+        using var atexit = Py.Import("atexit");
+        using var hook = Callbacks.NoArgs(new HostExitHook()).MoveToObject();
+        using (atexit.CallMethod("register", hook)) { }
+    }
+
+    private sealed class HostExitHook : NoArgsCallback
+    {
+        internal override void Invoke() => CloseGateForHostExit(HostExitWait);
+    }
+
+    /// <summary>The atexit side of <see cref="RegisterHostExitGate"/>: on the finalizing thread,
+    /// inside a callback from Python (so with the GIL).</summary>
+    private static void CloseGateForHostExit(TimeSpan timeout)
+    {
+        // No lock: Initialize holds s_lock while it takes the GIL, which this thread holds. In a
+        // hosted process nothing else moves the state out of Running (Shutdown refuses).
+        if (s_state != RuntimeState.Running) return;
+        s_state = RuntimeState.Finalizing;
+        // This thread keeps calling .NET while Python finalizes (later atexit handlers, __del__),
+        // as the thread that runs Py_FinalizeEx does in Shutdown.
+        Gil.MarkFinalizingThread();
+        int active;
+        var deadline = DateTime.UtcNow + timeout;
+        using (Gil.AllowThreads())
+        {
+            while ((active = Gil.ActiveThreadsAfterBarrier()) > 0 && DateTime.UtcNow < deadline)
+                Thread.Sleep(1);
+        }
+        if (active > 0)
+            CallbackFailure.Report("letting the host finalize Python",
+                new TimeoutException($"{active} .NET thread(s) still hold or wait for the GIL after {timeout.TotalSeconds:0.#} s; finalizing without them"));
+        // Leaving the callback releases what the .NET GC queued, while Python still runs __del__.
     }
 
     /// <summary>True on a Py_DEBUG (reference-debugging) build of CPython.</summary>
@@ -162,6 +212,7 @@ public static unsafe class PythonRuntime
     {
         RuntimeState.NotInitialized => new InvalidOperationException(
             "Python is not initialized: call PythonRuntime.Initialize() first."),
+        RuntimeState.Finalizing => new InvalidOperationException("Python is finalizing: .NET code can no longer call into it."),
         _ => new InvalidOperationException("Python has been finalized in this process."),
     });
 }

@@ -200,7 +200,7 @@ public sealed class PyModuleBuilder
     public PyModuleBuilder AsyncGenerator<T>(string name, Func<IAsyncEnumerable<T>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => ReturningObject.Create(name, args =>
+        return Add(name, () => PyFunction.Create(name, args =>
         {
             Arguments.ExpectCount(args, 0, name);
             return PyAsyncStreams.ToPython(body());
@@ -211,7 +211,7 @@ public sealed class PyModuleBuilder
     public PyModuleBuilder AsyncGenerator<T1, T>(string name, Func<T1, IAsyncEnumerable<T>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => ReturningObject.Create(name, args =>
+        return Add(name, () => PyFunction.Create(name, args =>
         {
             Arguments.ExpectCount(args, 1, name);
             return PyAsyncStreams.ToPython(body(Arguments.To<T1>(args, 0, name)));
@@ -222,7 +222,7 @@ public sealed class PyModuleBuilder
     public PyModuleBuilder AsyncGenerator<T1, T2, T>(string name, Func<T1, T2, IAsyncEnumerable<T>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => ReturningObject.Create(name, args =>
+        return Add(name, () => PyFunction.Create(name, args =>
         {
             Arguments.ExpectCount(args, 2, name);
             return PyAsyncStreams.ToPython(body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name)));
@@ -233,7 +233,7 @@ public sealed class PyModuleBuilder
     public PyModuleBuilder AsyncGenerator<T1, T2, T3, T>(string name, Func<T1, T2, T3, IAsyncEnumerable<T>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => ReturningObject.Create(name, args =>
+        return Add(name, () => PyFunction.Create(name, args =>
         {
             Arguments.ExpectCount(args, 3, name);
             return PyAsyncStreams.ToPython(body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name), Arguments.To<T3>(args, 2, name)));

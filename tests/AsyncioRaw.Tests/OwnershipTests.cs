@@ -43,6 +43,34 @@ public class OwnershipTests
     }
 
     [Test]
+    public void A_PyObject_returned_from_a_function_body_is_Pythons_at_once()
+    {
+        // Kept by the body's owner until the .NET GC ran, the result outlived Python's last
+        // reference: __del__ (an async iterator's cancellation, a file's close) waited for a collection.
+        using var globals = Py.Run("""
+            import sys
+            deleted = []
+            class Tracked:
+                def __del__(self):
+                    deleted.append(1)
+            def check(make, identity):
+                sentinel = object()
+                before = sys.getrefcount(sentinel)
+                for _ in range(100):
+                    assert identity(sentinel) is sentinel
+                    assert identity([sentinel])[0] is sentinel  # a list of it: only the list comes back
+                make()
+                return f"{len(deleted)} {sys.getrefcount(sentinel) - before}"
+            """);
+        using var tracked = globals["Tracked"];
+        using var make = PyFunction.Create("make", _ => tracked.Call());
+        using var identity = PyFunction.Create<PyObject, PyObject>("identity", x => x);
+        using var check = globals["check"];
+        using var result = check.Call(make, identity);
+        Assert.That(result.As<string>(), Is.EqualTo("1 0"), "__del__ calls, references left behind");
+    }
+
+    [Test]
     public void Dispose_without_the_GIL_is_deferred_until_some_thread_holds_it()
     {
         using var sentinel = Py.Eval("object()");

@@ -163,6 +163,22 @@ class SyncFunctionTests(unittest.TestCase):
         with self.assertRaises((OverflowError, ValueError)):
             hashmod.add1(2 ** 70)
 
+    def test_a_returned_object_is_released_at_once(self):
+        # The .NET side's reference goes with the return, not when the .NET GC runs.
+        class Tracked:
+            deleted = False
+
+            def __del__(self):
+                Tracked.deleted = True
+
+        o = object()
+        before = sys.getrefcount(o)
+        for _ in range(100):
+            self.assertIs(hashmod.identity(o), o)
+        self.assertEqual(sys.getrefcount(o), before)
+        hashmod.identity(Tracked())
+        self.assertTrue(Tracked.deleted)
+
     def test_sha256_sync(self):
         data = os.urandom(100_000)
         self.assertEqual(hashmod.sha256_sync(data), hashlib.sha256(data).hexdigest())
@@ -441,11 +457,20 @@ class InterruptTests(unittest.TestCase):
 
 
 class ShutdownTests(unittest.TestCase):
-    def assert_clean_exit(self, source):
-        code, out, err = run_child(source)
-        self.assertEqual(code, 0, f"stdout: {out}\nstderr: {err}")
+    """The library closes its gate from an atexit handler: .NET threads are refused from then on,
+    and those already inside Python (or waiting for the GIL) are waited for, GIL released."""
+
+    def assert_clean_exit(self, source, code=0):
+        import time
+        start = time.monotonic()
+        returncode, out, err = run_child(source)
+        elapsed = time.monotonic() - start
+        self.assertEqual(returncode, code, f"stdout: {out}\nstderr: {err}")
         self.assertNotIn("Fatal", err)
+        self.assertNotIn("AsyncioRaw:", err)  # no thread left behind, no failure reported
         self.assertIn("done", out)
+        self.assertLess(elapsed, 15, "the exit waited too long")
+        return out, err
 
     def test_exit_with_a_pending_dotnet_task(self):
         self.assert_clean_exit("""
@@ -466,6 +491,75 @@ class ShutdownTests(unittest.TestCase):
             print("done")
             """)
 
+    def test_exit_while_dotnet_pool_threads_keep_calling_python(self):
+        for _ in range(3):
+            self.assert_clean_exit("""
+                import hashmod
+                calls = []
+                hashmod.call_forever(lambda: calls.append(1), 8)
+                while len(calls) < 1000:
+                    pass  # the .NET threads take the GIL from this thread over and over
+                print("done")
+                """)
+
+    def test_exit_while_dotnet_threads_wait_for_a_busy_gil(self):
+        # The main thread holds the GIL (but for the switch interval) until it exits: the .NET
+        # threads are queued on it when the atexit handler runs.
+        self.assert_clean_exit("""
+            import hashmod
+            hashmod.call_forever(lambda: sum(range(1000)), 16)
+            total = sum(range(3_000_000))
+            print("done")
+            """)
+
+    def test_exit_waits_for_a_dotnet_thread_inside_python(self):
+        # The .NET thread is inside a hold while its call sleeps (the GIL released in Python):
+        # finalizing under it would end or freeze it when it takes the GIL back.
+        out, _ = self.assert_clean_exit("""
+            import atexit, os, threading, time, hashmod
+            entered = threading.Event()
+            def slow():
+                entered.set()
+                time.sleep(0.3)
+                os.write(1, b"slow call finished\\n")
+            hashmod.call_forever(slow, 2)
+            entered.wait(10)
+            print("done", flush=True)
+            """)
+        self.assertIn("slow call finished", out)
+
+    def test_exit_with_sys_exit_keeps_the_exit_code(self):
+        self.assert_clean_exit("""
+            import sys, hashmod
+            hashmod.call_forever(lambda: None, 4)
+            for ms in range(0, 20, 2):
+                hashmod.background(ms)
+            print("done")
+            sys.exit(3)
+            """, code=3)
+
+    def test_atexit_handlers_and_daemon_threads_at_exit(self):
+        # Handlers registered before the import run after the gate closed, on the finalizing
+        # thread, which may still call .NET; a daemon Python thread is refused with RuntimeError.
+        out, _ = self.assert_clean_exit("""
+            import atexit, threading
+            atexit.register(lambda: print("before-import handler", hashmod.add1(1), flush=True))
+            import hashmod
+            atexit.register(lambda: print("after-import handler", hashmod.add1(2), flush=True))
+            refused = []
+            def daemon():
+                try:
+                    while True:
+                        hashmod.add1(1)
+                except RuntimeError as e:
+                    refused.append(str(e))
+            threading.Thread(target=daemon, daemon=True).start()
+            atexit.register(lambda: print("refused:", refused, flush=True))
+            print("done")
+            """)
+        self.assertIn("after-import handler 3", out)
+        self.assertIn("before-import handler 2", out)
+
     def test_exit_with_a_loop_thread_still_awaiting_dotnet(self):
         self.assert_clean_exit("""
             import asyncio, threading, hashmod
@@ -477,6 +571,61 @@ class ShutdownTests(unittest.TestCase):
             started.wait(5)
             print("done")
             """)
+
+
+class TwoModulesTests(unittest.TestCase):
+    """Two C# modules in one process, each with its own copy of the library and its own .NET
+    runtime: here the same hashmod.so copied to a second path and loaded as twin.hashmod (a
+    second file is a second dlopen, so a second copy of everything)."""
+
+    def test_two_copies_share_one_asyncioraw_and_keep_their_exceptions_apart(self):
+        code, out, err = run_child("""
+            import asyncio, importlib.util, os, shutil, sys, tempfile
+            import hashmod, asyncioraw
+            folder = tempfile.mkdtemp()
+            path = shutil.copy(hashmod.__file__, os.path.join(folder, "hashmod.so"))
+            spec = importlib.util.spec_from_file_location("twin.hashmod", path)
+            twin = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(twin)
+            shutil.rmtree(folder)
+            assert twin is not hashmod and twin.add1 is not hashmod.add1
+            assert sys.modules["asyncioraw"] is asyncioraw, "the second copy replaced asyncioraw"
+            print("calls", hashmod.add1(1), twin.add1(2), twin.call_from_pool is not hashmod.call_from_pool)
+
+            async def main():
+                for label, m in (("first", hashmod), ("second", twin)):
+                    try:
+                        await m.fail(label)
+                    except asyncioraw.DotNetError as e:
+                        print(label, type(e).__name__, e.dotnet_type, e.dotnet_message)
+                    try:
+                        await m.sleep_ms("x")
+                    except asyncioraw.DotNetTypeError as e:
+                        print(label, "TypeError", isinstance(e, TypeError))
+                # One copy's exception passing through the other: the second copy must not read
+                # the first one's .NET handle as its own.
+                try:
+                    await twin.map_async(hashmod.fail, ["crossed"])
+                except asyncioraw.DotNetError as e:
+                    print("crossed", e.dotnet_message)
+                print("pool", await twin.call_from_pool(hashmod.add1, 10), await hashmod.call_from_pool(twin.add1, 20))
+                print("ticks", [i async for i in twin.ticks(3, 1, "twin")], await twin.sleep_ms(2))
+            asyncio.run(main())
+            twin.call_forever(lambda: hashmod.add1(0), 4)
+            hashmod.call_forever(lambda: twin.add1(0), 4)
+            print("done")
+            """)
+        self.assertEqual(code, 0, f"stdout: {out}\nstderr: {err}")
+        self.assertNotIn("Fatal", err)
+        self.assertIn("calls 2 3 True", out)
+        self.assertIn("first DotNetError System.InvalidOperationException first", out)
+        self.assertIn("second DotNetError System.InvalidOperationException second", out)
+        self.assertIn("first TypeError True", out)
+        self.assertIn("second TypeError True", out)
+        self.assertIn("crossed crossed", out)
+        self.assertIn("pool 11 21", out)
+        self.assertIn("ticks [0, 1, 2] 2", out)
+        self.assertIn("done", out)
 
 
 if __name__ == "__main__":
