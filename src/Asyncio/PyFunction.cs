@@ -19,6 +19,10 @@ public static unsafe class PyFunction
     // is the TypeError Python gives for a def. Without names they are positional only, like a
     // builtin's. Up to five arguments.
 
+    /// <summary>A synchronous function of no arguments (any argument is a TypeError).</summary>
+    public static PyObject Create<TResult>(string name, Func<TResult> body, string? doc = null) =>
+        Sync(name, doc, body, 0, null, _ => body());
+
     /// <summary>A synchronous function of one typed argument.</summary>
     public static PyObject Create<T1, TResult>(string name, Func<T1, TResult> body, string? doc = null, string[]? parameters = null) =>
         Sync(name, doc, body, 1, parameters, a => body(a.Get<T1>(0)));
@@ -47,6 +51,14 @@ public static unsafe class PyFunction
     // Typed async functions, in three shapes per arity: a result and the cancellation token, a
     // result without a token, and no result (with the token). The token is cancelled when Python
     // cancels (or drops) the awaitable.
+
+    /// <summary>An async function of no arguments.</summary>
+    public static PyObject CreateAsync<TResult>(string name, Func<CancellationToken, Task<TResult>> body, string? doc = null) =>
+        Async<TResult>(name, doc, body, 0, null, (_, ct) => body(ct));
+
+    /// <summary>An async function of no arguments and no result.</summary>
+    public static PyObject CreateAsync(string name, Func<CancellationToken, Task> body, string? doc = null) =>
+        AsyncVoid(name, doc, body, 0, null, (_, ct) => body(ct));
 
     /// <summary>An async function of one typed argument, without a cancellation token.</summary>
     public static PyObject CreateAsync<T1, TResult>(string name, Func<T1, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>

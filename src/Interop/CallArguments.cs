@@ -53,6 +53,8 @@ internal unsafe ref struct CallArguments
     internal void SetMethod(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        // Refused as everywhere a name is given (C's getattr functions would cut it short).
+        Utf8Z.ThrowIfNul(name, nameof(name));
         _method = PyConvert.FromString(name);
     }
 
@@ -68,7 +70,7 @@ internal unsafe ref struct CallArguments
     internal void AddKeywords(ReadOnlySpan<(string Name, object? Value)> kwargs)
     {
         if (kwargs.IsEmpty) return;
-        ThrowIfRepeated(kwargs);
+        ThrowIfInvalid(kwargs);
         _positional = _count;
         _kwnames = CPython.PyTuple_New(kwargs.Length);
         if (_kwnames == null) throw PythonException.Fetch();
@@ -79,10 +81,13 @@ internal unsafe ref struct CallArguments
         }
     }
 
-    private static void ThrowIfRepeated(ReadOnlySpan<(string Name, object? Value)> kwargs)
+    private static void ThrowIfInvalid(ReadOnlySpan<(string Name, object? Value)> kwargs)
     {
         foreach (var (name, _) in kwargs)
+        {
             if (name is null) throw new ArgumentNullException(nameof(kwargs), "A keyword argument's name is null.");
+            Utf8Z.ThrowIfNul(name, nameof(kwargs)); // as for every name this library passes on
+        }
         // Pairwise for the few keywords a call site writes out; a long list (built in code) uses a set.
         var seen = kwargs.Length > 16 ? new HashSet<string>(StringComparer.Ordinal) : null;
         for (int i = 0; i < kwargs.Length; i++)

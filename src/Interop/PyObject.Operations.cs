@@ -280,8 +280,10 @@ public sealed unsafe partial class PyObject
     private readonly struct NoArg;
 
     /// <summary>Every call goes through here: typed arguments (the used slots), then boxed ones,
-    /// then keywords, converted into a stack buffer and passed by one vectorcall.</summary>
-    [SkipLocalsInit]
+    /// then keywords, converted into a stack buffer and passed by one vectorcall. Inlined into each
+    /// overload so the unused slots and their tests vanish (the 1-argument call measured no slower
+    /// than the hand-written one it replaced).</summary>
+    [SkipLocalsInit, MethodImpl(MethodImplOptions.AggressiveInlining)]
     private TResult Invoke<T1, T2, T3, T4, T5, TResult>(string? method, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5,
         ReadOnlySpan<object?> more, ReadOnlySpan<(string Name, object? Value)> kwargs)
     {

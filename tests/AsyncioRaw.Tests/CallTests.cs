@@ -141,8 +141,8 @@ public class CallTests
         Assert.That(missing.PythonTypeName, Is.EqualTo("AttributeError"));
         Assert.Throws<ArgumentNullException>(() => counter.CallMethod<PyObject, long>(null!, marker));
         Assert.That(RefCount(marker), Is.EqualTo(before));
-        // Lone surrogates and embedded NULs are a name Python can look up (and will not find).
-        Assert.That(Assert.Throws<PythonException>(() => counter.CallMethod<long>("a\0b"))!.PythonTypeName, Is.EqualTo("AttributeError"));
+        // A name with an embedded NUL is refused, as by GetAttr.
+        Assert.That(Assert.Throws<ArgumentException>(() => counter.CallMethod<long>("add\0x", ("a", 1)))!.ParamName, Is.EqualTo("name"));
     }
 
     [Test]
