@@ -146,20 +146,49 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
     public Task RunAsync(Func<CancellationToken, Task> work, CancellationToken cancellationToken = default) =>
         RunAsync<object?>(async ct => { await work(ct); return null; }, cancellationToken);
 
+    // CallAsync: calls the callable on the loop thread and, if it returns an awaitable, awaits it
+    // there; the result is converted to TResult. No GIL is taken on the calling thread. The typed
+    // arguments are converted on the loop thread without boxing; keyword arguments go as
+    // ("name", value) pairs: loop.CallAsync<long, long>(f, 1, kwargs: [("b", 2)]).
+
     /// <summary>Calls <paramref name="callable"/> on the loop thread and, if it returns an awaitable,
     /// awaits it there. No GIL is taken on the calling thread.</summary>
-    public Task<TResult> CallAsync<TResult>(PyObject callable, CancellationToken cancellationToken = default) =>
-        RunAsync(ct => AwaitResult<TResult>(callable.Call(), ct), cancellationToken);
+    public Task<TResult> CallAsync<TResult>(PyObject callable, CancellationToken cancellationToken = default, (string Name, object? Value)[]? kwargs = null) =>
+        Submit<TResult>(callable, kwargs, kw => callable.Call<PyObject>(kw), cancellationToken);
 
-    /// <summary>Calls <paramref name="callable"/> with one argument converted to Python on the loop
-    /// thread and, if it returns an awaitable, awaits it there.</summary>
-    public Task<TResult> CallAsync<T1, TResult>(PyObject callable, T1 a1, CancellationToken cancellationToken = default) =>
-        RunAsync(ct => AwaitResult<TResult>(callable.Call<T1, PyObject>(a1), ct), cancellationToken);
+    /// <summary><c>callable(a1, **kwargs)</c> on the loop thread, awaited there if awaitable.</summary>
+    public Task<TResult> CallAsync<T1, TResult>(PyObject callable, T1 a1, CancellationToken cancellationToken = default, (string Name, object? Value)[]? kwargs = null) =>
+        Submit<TResult>(callable, kwargs, kw => callable.Call<T1, PyObject>(a1, kw), cancellationToken);
 
-    /// <summary>Calls <paramref name="callable"/> with <paramref name="args"/> converted to Python
-    /// on the loop thread and, if it returns an awaitable, awaits it there.</summary>
+    /// <summary><c>callable(a1, a2, **kwargs)</c> on the loop thread, awaited there if awaitable.</summary>
+    public Task<TResult> CallAsync<T1, T2, TResult>(PyObject callable, T1 a1, T2 a2, CancellationToken cancellationToken = default, (string Name, object? Value)[]? kwargs = null) =>
+        Submit<TResult>(callable, kwargs, kw => callable.Call<T1, T2, PyObject>(a1, a2, kw), cancellationToken);
+
+    /// <summary><c>callable(a1, a2, a3, **kwargs)</c> on the loop thread, awaited there if awaitable.</summary>
+    public Task<TResult> CallAsync<T1, T2, T3, TResult>(PyObject callable, T1 a1, T2 a2, T3 a3, CancellationToken cancellationToken = default, (string Name, object? Value)[]? kwargs = null) =>
+        Submit<TResult>(callable, kwargs, kw => callable.Call<T1, T2, T3, PyObject>(a1, a2, a3, kw), cancellationToken);
+
+    /// <summary><c>callable(a1, a2, a3, a4, **kwargs)</c> on the loop thread, awaited there if awaitable.</summary>
+    public Task<TResult> CallAsync<T1, T2, T3, T4, TResult>(PyObject callable, T1 a1, T2 a2, T3 a3, T4 a4, CancellationToken cancellationToken = default, (string Name, object? Value)[]? kwargs = null) =>
+        Submit<TResult>(callable, kwargs, kw => callable.Call<T1, T2, T3, T4, PyObject>(a1, a2, a3, a4, kw), cancellationToken);
+
+    /// <summary><c>callable(a1, a2, a3, a4, a5, **kwargs)</c> on the loop thread, awaited there if awaitable.</summary>
+    public Task<TResult> CallAsync<T1, T2, T3, T4, T5, TResult>(PyObject callable, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, CancellationToken cancellationToken = default, (string Name, object? Value)[]? kwargs = null) =>
+        Submit<TResult>(callable, kwargs, kw => callable.Call<T1, T2, T3, T4, T5, PyObject>(a1, a2, a3, a4, a5, kw), cancellationToken);
+
+    /// <summary><c>callable(*args)</c>, the arguments converted as <see cref="PyConvert.ToPython"/> does.</summary>
     public Task<TResult> CallAsync<TResult>(PyObject callable, object?[] args, CancellationToken cancellationToken = default) =>
         RunAsync(ct => AwaitResult<TResult>(callable.Call(args), ct), cancellationToken);
+
+    /// <summary>The shared body of the typed CallAsync. The keyword array is copied here: the caller
+    /// may reuse its array once CallAsync returns.</summary>
+    private Task<TResult> Submit<TResult>(PyObject callable, (string Name, object? Value)[]? kwargs,
+        Func<(string Name, object? Value)[]?, PyObject> call, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(callable);
+        var keywords = kwargs is { Length: > 0 } ? ((string Name, object? Value)[])kwargs.Clone() : null;
+        return RunAsync(ct => AwaitResult<TResult>(call(keywords), ct), cancellationToken);
+    }
 
     private Task<TResult> AwaitResult<TResult>(PyObject result, CancellationToken ct)
     {

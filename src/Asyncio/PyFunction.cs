@@ -12,35 +12,129 @@ public static unsafe class PyFunction
     /// A <see cref="PyObject"/> the body returns is Python's from then on: its owner is released as
     /// the result is handed over (return <see cref="PyObject.NewReference"/> of one you keep).</summary>
     public static PyObject Create(string name, Func<object?[], object?> body, string? doc = null) =>
-        Make(name, doc, new Sync(body));
+        Make(name, doc, body, new Untyped(body));
 
-    /// <summary>A synchronous function of one argument converted to <typeparamref name="T1"/>
-    /// (TypeError when it does not convert), with no argument array.</summary>
-    public static PyObject Create<T1, TResult>(string name, Func<T1, TResult> body, string? doc = null) =>
-        Make(name, doc, new Sync1<T1, TResult>(body));
+    // The typed functions: each argument converted to its parameter's type as PyObject.As does
+    // (a failed conversion is a TypeError naming the argument), the result with PyConvert.ToPython.
+    // `parameters` (optional) names the parameters in order: Python may then pass any of them by
+    // keyword, e.g. f(1, b=2), and a bad call (too many, missing, unexpected or repeated arguments)
+    // is the TypeError Python gives for a def. Without names they are positional only, like a
+    // builtin's. Up to five arguments.
+
+    /// <summary>A synchronous function of no arguments (any argument is a TypeError).</summary>
+    public static PyObject Create<TResult>(string name, Func<TResult> body, string? doc = null) =>
+        Sync(name, doc, body, 0, null, _ => body());
+
+    /// <summary>A synchronous function of one typed argument.</summary>
+    public static PyObject Create<T1, TResult>(string name, Func<T1, TResult> body, string? doc = null, string[]? parameters = null) =>
+        Sync(name, doc, body, 1, parameters, a => body(a.Get<T1>(0)));
+
+    /// <summary>A synchronous function of two typed arguments.</summary>
+    public static PyObject Create<T1, T2, TResult>(string name, Func<T1, T2, TResult> body, string? doc = null, string[]? parameters = null) =>
+        Sync(name, doc, body, 2, parameters, a => body(a.Get<T1>(0), a.Get<T2>(1)));
+
+    /// <summary>A synchronous function of three typed arguments.</summary>
+    public static PyObject Create<T1, T2, T3, TResult>(string name, Func<T1, T2, T3, TResult> body, string? doc = null, string[]? parameters = null) =>
+        Sync(name, doc, body, 3, parameters, a => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2)));
+
+    /// <summary>A synchronous function of four typed arguments.</summary>
+    public static PyObject Create<T1, T2, T3, T4, TResult>(string name, Func<T1, T2, T3, T4, TResult> body, string? doc = null, string[]? parameters = null) =>
+        Sync(name, doc, body, 4, parameters, a => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2), a.Get<T4>(3)));
+
+    /// <summary>A synchronous function of five typed arguments.</summary>
+    public static PyObject Create<T1, T2, T3, T4, T5, TResult>(string name, Func<T1, T2, T3, T4, T5, TResult> body, string? doc = null, string[]? parameters = null) =>
+        Sync(name, doc, body, 5, parameters, a => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2), a.Get<T4>(3), a.Get<T5>(4)));
 
     /// <summary>An async function with converted arguments; the token is cancelled when Python
     /// cancels (or drops) the awaitable.</summary>
     public static PyObject CreateAsync(string name, Func<object?[], CancellationToken, Task<object?>> body, string? doc = null) =>
-        Make(name, doc, new Async(body));
+        Make(name, doc, body, new UntypedAsync(body));
 
-    /// <summary>An async function of one argument, not cancellable from Python (cancelling the
-    /// awaitable only stops waiting).</summary>
-    public static PyObject CreateAsync<T1, TResult>(string name, Func<T1, Task<TResult>> body, string? doc = null) =>
-        Make(name, doc, new Async1<T1, TResult>((a, _) => body(a), cancellable: false));
+    // Typed async functions, in three shapes per arity: a result and the cancellation token, a
+    // result without a token, and no result (with the token). The token is cancelled when Python
+    // cancels (or drops) the awaitable.
 
-    /// <summary>An async function of one argument; the token is cancelled when Python cancels (or
-    /// drops) the awaitable.</summary>
-    public static PyObject CreateAsync<T1, TResult>(string name, Func<T1, CancellationToken, Task<TResult>> body, string? doc = null) =>
-        Make(name, doc, new Async1<T1, TResult>(body, cancellable: true));
+    /// <summary>An async function of no arguments.</summary>
+    public static PyObject CreateAsync<TResult>(string name, Func<CancellationToken, Task<TResult>> body, string? doc = null) =>
+        Async<TResult>(name, doc, body, 0, null, (_, ct) => body(ct));
 
-    /// <summary>An async function of one argument whose awaitable gives None; the token is
-    /// cancelled when Python cancels (or drops) it.</summary>
-    public static PyObject CreateAsync<T1>(string name, Func<T1, CancellationToken, Task> body, string? doc = null) =>
-        Make(name, doc, new Async1Void<T1>(body));
+    /// <summary>An async function of no arguments and no result.</summary>
+    public static PyObject CreateAsync(string name, Func<CancellationToken, Task> body, string? doc = null) =>
+        AsyncVoid(name, doc, body, 0, null, (_, ct) => body(ct));
 
-    private static PyObject Make(string name, string? doc, FastCallTarget target)
+    /// <summary>An async function of one typed argument, without a cancellation token.</summary>
+    public static PyObject CreateAsync<T1, TResult>(string name, Func<T1, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>
+        Async<TResult>(name, doc, body, 1, parameters, (a, _) => body(a.Get<T1>(0)), cancellable: false);
+
+    /// <summary>An async function of one typed argument.</summary>
+    public static PyObject CreateAsync<T1, TResult>(string name, Func<T1, CancellationToken, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>
+        Async<TResult>(name, doc, body, 1, parameters, (a, ct) => body(a.Get<T1>(0), ct));
+
+    /// <summary>An async function of one typed argument and no result.</summary>
+    public static PyObject CreateAsync<T1>(string name, Func<T1, CancellationToken, Task> body, string? doc = null, string[]? parameters = null) =>
+        AsyncVoid(name, doc, body, 1, parameters, (a, ct) => body(a.Get<T1>(0), ct));
+
+    /// <summary>An async function of two typed arguments, without a cancellation token.</summary>
+    public static PyObject CreateAsync<T1, T2, TResult>(string name, Func<T1, T2, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>
+        Async<TResult>(name, doc, body, 2, parameters, (a, _) => body(a.Get<T1>(0), a.Get<T2>(1)), cancellable: false);
+
+    /// <summary>An async function of two typed arguments.</summary>
+    public static PyObject CreateAsync<T1, T2, TResult>(string name, Func<T1, T2, CancellationToken, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>
+        Async<TResult>(name, doc, body, 2, parameters, (a, ct) => body(a.Get<T1>(0), a.Get<T2>(1), ct));
+
+    /// <summary>An async function of two typed arguments and no result.</summary>
+    public static PyObject CreateAsync<T1, T2>(string name, Func<T1, T2, CancellationToken, Task> body, string? doc = null, string[]? parameters = null) =>
+        AsyncVoid(name, doc, body, 2, parameters, (a, ct) => body(a.Get<T1>(0), a.Get<T2>(1), ct));
+
+    /// <summary>An async function of three typed arguments, without a cancellation token.</summary>
+    public static PyObject CreateAsync<T1, T2, T3, TResult>(string name, Func<T1, T2, T3, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>
+        Async<TResult>(name, doc, body, 3, parameters, (a, _) => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2)), cancellable: false);
+
+    /// <summary>An async function of three typed arguments.</summary>
+    public static PyObject CreateAsync<T1, T2, T3, TResult>(string name, Func<T1, T2, T3, CancellationToken, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>
+        Async<TResult>(name, doc, body, 3, parameters, (a, ct) => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2), ct));
+
+    /// <summary>An async function of three typed arguments and no result.</summary>
+    public static PyObject CreateAsync<T1, T2, T3>(string name, Func<T1, T2, T3, CancellationToken, Task> body, string? doc = null, string[]? parameters = null) =>
+        AsyncVoid(name, doc, body, 3, parameters, (a, ct) => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2), ct));
+
+    /// <summary>An async function of four typed arguments, without a cancellation token.</summary>
+    public static PyObject CreateAsync<T1, T2, T3, T4, TResult>(string name, Func<T1, T2, T3, T4, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>
+        Async<TResult>(name, doc, body, 4, parameters, (a, _) => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2), a.Get<T4>(3)), cancellable: false);
+
+    /// <summary>An async function of four typed arguments.</summary>
+    public static PyObject CreateAsync<T1, T2, T3, T4, TResult>(string name, Func<T1, T2, T3, T4, CancellationToken, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>
+        Async<TResult>(name, doc, body, 4, parameters, (a, ct) => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2), a.Get<T4>(3), ct));
+
+    /// <summary>An async function of four typed arguments and no result.</summary>
+    public static PyObject CreateAsync<T1, T2, T3, T4>(string name, Func<T1, T2, T3, T4, CancellationToken, Task> body, string? doc = null, string[]? parameters = null) =>
+        AsyncVoid(name, doc, body, 4, parameters, (a, ct) => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2), a.Get<T4>(3), ct));
+
+    /// <summary>An async function of five typed arguments, without a cancellation token.</summary>
+    public static PyObject CreateAsync<T1, T2, T3, T4, T5, TResult>(string name, Func<T1, T2, T3, T4, T5, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>
+        Async<TResult>(name, doc, body, 5, parameters, (a, _) => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2), a.Get<T4>(3), a.Get<T5>(4)), cancellable: false);
+
+    /// <summary>An async function of five typed arguments.</summary>
+    public static PyObject CreateAsync<T1, T2, T3, T4, T5, TResult>(string name, Func<T1, T2, T3, T4, T5, CancellationToken, Task<TResult>> body, string? doc = null, string[]? parameters = null) =>
+        Async<TResult>(name, doc, body, 5, parameters, (a, ct) => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2), a.Get<T4>(3), a.Get<T5>(4), ct));
+
+    /// <summary>An async function of five typed arguments and no result.</summary>
+    public static PyObject CreateAsync<T1, T2, T3, T4, T5>(string name, Func<T1, T2, T3, T4, T5, CancellationToken, Task> body, string? doc = null, string[]? parameters = null) =>
+        AsyncVoid(name, doc, body, 5, parameters, (a, ct) => body(a.Get<T1>(0), a.Get<T2>(1), a.Get<T3>(2), a.Get<T4>(3), a.Get<T5>(4), ct));
+
+    private static PyObject Sync<TResult>(string name, string? doc, Delegate body, int count, string[]? names, Func<PyArgs, TResult> call) =>
+        Make(name, doc, body, new Typed<TResult>(new PyParameters(name, count, names), call));
+
+    private static PyObject Async<TResult>(string name, string? doc, Delegate body, int count, string[]? names,
+        Func<PyArgs, CancellationToken, Task<TResult>> start, bool cancellable = true) =>
+        Make(name, doc, body, new TypedAsync<Task<TResult>>(new PyParameters(name, count, names), start, cancellable, &PyFuture.ResultOf<TResult>));
+
+    private static PyObject AsyncVoid(string name, string? doc, Delegate body, int count, string[]? names, Func<PyArgs, CancellationToken, Task> start) =>
+        Make(name, doc, body, new TypedAsync<Task>(new PyParameters(name, count, names), start, cancellable: true, &PyFuture.NoResult));
+
+    private static PyObject Make(string name, string? doc, Delegate body, FastCallTarget target)
     {
+        ArgumentNullException.ThrowIfNull(body);
         using var gil = Gil.Acquire();
         PyNames.EnsureReady();
         return Callbacks.FastCall(name, doc, target).MoveToObject();
@@ -71,7 +165,8 @@ public static unsafe class PyFunction
     /// Runs the body of an async function: task locals and the loop's synchronization context are
     /// set for its synchronous part, then the Task becomes a Python awaitable.
     /// </summary>
-    private static NewReference RunAsync<TState, TTask>(TState state, Func<TState, CancellationToken, TTask> start, bool cancellable, delegate*<Task, NewReference> resultOf)
+    private static NewReference RunAsync<TState, TTask>(scoped TState state, Func<TState, CancellationToken, TTask> start, bool cancellable, delegate*<Task, NewReference> resultOf)
+        where TState : allows ref struct
         where TTask : Task
     {
         var loop = EventLoop.Running();
@@ -94,21 +189,12 @@ public static unsafe class PyFunction
         return PyFuture.FromTask(task!, resultOf, loop, cts);
     }
 
-    private sealed class Sync(Func<object?[], object?> body) : FastCallTarget
+    private sealed class Untyped(Func<object?[], object?> body) : FastCallTarget
     {
         internal override NewReference Invoke(PyArgs args) => PyValues.FromResult(body(ConvertAll(args)));
     }
 
-    private sealed class Sync1<T1, TResult>(Func<T1, TResult> body) : FastCallTarget
-    {
-        internal override NewReference Invoke(PyArgs args)
-        {
-            args.ExpectPositional(1, "this .NET function");
-            return PyValues.FromResult(body(args[0].As<T1>()));
-        }
-    }
-
-    private sealed class Async(Func<object?[], CancellationToken, Task<object?>> body) : FastCallTarget
+    private sealed class UntypedAsync(Func<object?[], CancellationToken, Task<object?>> body) : FastCallTarget
     {
         internal override NewReference Invoke(PyArgs args)
         {
@@ -117,23 +203,32 @@ public static unsafe class PyFunction
         }
     }
 
-    private sealed class Async1<T1, TResult>(Func<T1, CancellationToken, Task<TResult>> body, bool cancellable) : FastCallTarget
+    /// <summary>A typed function: the arguments bound to the parameters, then converted by <c>call</c>.</summary>
+    private sealed class Typed<TResult>(PyParameters parameters, Func<PyArgs, TResult> call) : FastCallTarget
     {
-        internal override NewReference Invoke(PyArgs args)
-        {
-            args.ExpectPositional(1, "this .NET function");
-            var a1 = args[0].As<T1>();
-            return RunAsync((body, a1), static (s, ct) => s.body(s.a1, ct), cancellable, &PyFuture.ResultOf<TResult>);
-        }
+        internal override NewReference Invoke(PyArgs args) =>
+            PyValues.FromResult(call(args.Bind(parameters, stackalloc nint[PyParameters.MaxCount])));
     }
 
-    private sealed class Async1Void<T1>(Func<T1, CancellationToken, Task> body) : FastCallTarget
+    /// <summary>A typed async function: bound as <see cref="Typed{TResult}"/>; the arguments are
+    /// converted as the body starts, inside the caller's task locals.</summary>
+    private sealed class TypedAsync<TTask> : FastCallTarget
+        where TTask : Task
     {
-        internal override NewReference Invoke(PyArgs args)
+        private readonly PyParameters _parameters;
+        private readonly Func<PyArgs, CancellationToken, TTask> _start;
+        private readonly bool _cancellable;
+        private readonly delegate*<Task, NewReference> _resultOf;
+
+        internal TypedAsync(PyParameters parameters, Func<PyArgs, CancellationToken, TTask> start, bool cancellable, delegate*<Task, NewReference> resultOf)
         {
-            args.ExpectPositional(1, "this .NET function");
-            var a1 = args[0].As<T1>();
-            return RunAsync((body, a1), static (s, ct) => s.body(s.a1, ct), cancellable: true, &PyFuture.NoResult);
+            _parameters = parameters;
+            _start = start;
+            _cancellable = cancellable;
+            _resultOf = resultOf;
         }
+
+        internal override NewReference Invoke(PyArgs args) =>
+            RunAsync(args.Bind(_parameters, stackalloc nint[PyParameters.MaxCount]), _start, _cancellable, _resultOf);
     }
 }

@@ -24,10 +24,12 @@ internal abstract class FastCallTarget
 }
 
 /// <summary>The arguments of a vectorcall, borrowed for the duration of the call.</summary>
-internal readonly unsafe ref struct PyArgs
+internal readonly unsafe ref partial struct PyArgs
 {
     private readonly NativePyObject** _args;
     private readonly NativePyObject* _kwnames;
+    // Set when the arguments were bound to named parameters: names the argument a failed conversion was for.
+    private readonly PyParameters? _parameters;
 
     internal PyArgs(NativePyObject** args, nint count, NativePyObject* kwnames)
     {

@@ -187,6 +187,16 @@ internal static unsafe class PyErrorState
     /// came from .NET). Requires the GIL.</summary>
     internal static Exception ToException(PyBorrowed exception) => PythonException.FromPython(NewReference.To(exception).Steal(), 0);
 
+    /// <summary>A Python TypeError (not a .NET exception's DotNetTypeError), as the .NET exception to
+    /// throw: raised into Python it is that TypeError itself. Requires the GIL.</summary>
+    internal static PythonException TypeError(string message)
+    {
+        var text = PyConvert.FromString(message);
+        CPython.PyErr_SetObject(CPython.PyExc_TypeError, text);
+        CPython.Py_DecRef(text);
+        return (PythonException)PythonException.Fetch();
+    }
+
     /// <summary>A fresh KeyboardInterrupt, as the .NET exception to throw. Requires the GIL.</summary>
     internal static PythonException KeyboardInterrupt()
     {

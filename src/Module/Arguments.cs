@@ -37,21 +37,4 @@ internal static class Arguments
             throw new InvalidCastException($"{function}() argument {index + 1}: {e.Message}", e);
         }
     }
-
-    /// <summary>A Task's result as Task&lt;object?&gt;, for the interop layer's untyped async
-    /// functions. A completed task stays completed (Python then awaits it without a loop
-    /// iteration); the result is converted to Python on the loop thread, as for typed ones.</summary>
-    internal static Task<object?> Boxed<T>(Task<T> task) =>
-        task.IsCompletedSuccessfully ? Task.FromResult<object?>(task.Result) : Await(task);
-
-    private static async Task<object?> Await<T>(Task<T> task) => await task.ConfigureAwait(false);
-
-    internal static Task<object?> Boxed(Task task) =>
-        task.IsCompletedSuccessfully ? Task.FromResult<object?>(null) : Await(task);
-
-    private static async Task<object?> Await(Task task)
-    {
-        await task.ConfigureAwait(false);
-        return null;
-    }
 }

@@ -8,7 +8,8 @@ namespace AsyncioRaw.Module;
 /// <c>PyInit_&lt;name&gt;</c> (the build writes that entry point when <c>PythonModuleName</c> is
 /// set; see build/AsyncioRaw.Module.targets).
 /// <para>Arguments are positional and converted to the parameter types as
-/// <see cref="PyObject.As{T}"/> does (a wrong type is a TypeError, a wrong count a ValueError).
+/// <see cref="PyObject.As{T}"/> does (a wrong type is a TypeError naming the argument; a wrong
+/// count is Python's TypeError for functions, as for a builtin, and a ValueError for async generators).
 /// Results are converted with <see cref="PyConvert.ToPython"/>. A .NET exception becomes a Python
 /// exception whose message starts with the .NET type name.</para>
 /// <para>Async functions return an awaitable bound to the calling event loop; the .NET body runs
@@ -81,14 +82,11 @@ public sealed class PyModuleBuilder
     public PyModuleBuilder Function<TResult>(string name, Func<TResult> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.Create(name, args =>
-        {
-            Arguments.ExpectCount(args, 0, name);
-            return body();
-        }, doc), doc);
+        return Add(name, () => PyFunction.Create(name, body, doc), doc);
     }
 
-    /// <summary>One argument: the interop layer's typed fast path (no argument array).</summary>
+    /// <summary>A function of one positional argument, converted from Python (TypeError when it
+    /// does not convert or the count is wrong).</summary>
     public PyModuleBuilder Function<T1, TResult>(string name, Func<T1, TResult> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -100,22 +98,14 @@ public sealed class PyModuleBuilder
     public PyModuleBuilder Function<T1, T2, TResult>(string name, Func<T1, T2, TResult> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.Create(name, args =>
-        {
-            Arguments.ExpectCount(args, 2, name);
-            return body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name));
-        }, doc), doc);
+        return Add(name, () => PyFunction.Create(name, body, doc), doc);
     }
 
     /// <summary>A function of three positional arguments, converted from Python.</summary>
     public PyModuleBuilder Function<T1, T2, T3, TResult>(string name, Func<T1, T2, T3, TResult> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.Create(name, args =>
-        {
-            Arguments.ExpectCount(args, 3, name);
-            return body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name), Arguments.To<T3>(args, 2, name));
-        }, doc), doc);
+        return Add(name, () => PyFunction.Create(name, body, doc), doc);
     }
 
     // ---- async functions: Python awaits them ----
@@ -125,25 +115,18 @@ public sealed class PyModuleBuilder
     public PyModuleBuilder AsyncFunction<TResult>(string name, Func<CancellationToken, Task<TResult>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.CreateAsync(name, (args, ct) =>
-        {
-            Arguments.ExpectCount(args, 0, name);
-            return Arguments.Boxed(body(ct));
-        }, doc), doc);
+        return Add(name, () => PyFunction.CreateAsync(name, body, doc), doc);
     }
 
     /// <summary>An async function of no arguments whose awaitable gives None.</summary>
     public PyModuleBuilder AsyncFunction(string name, Func<CancellationToken, Task> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.CreateAsync(name, (args, ct) =>
-        {
-            Arguments.ExpectCount(args, 0, name);
-            return Arguments.Boxed(body(ct));
-        }, doc), doc);
+        return Add(name, () => PyFunction.CreateAsync(name, body, doc), doc);
     }
 
-    /// <summary>One argument: the interop layer's typed path.</summary>
+    /// <summary>An async function of one positional argument; the token is cancelled when Python
+    /// cancels (or drops) the awaitable.</summary>
     public PyModuleBuilder AsyncFunction<T1, TResult>(string name, Func<T1, CancellationToken, Task<TResult>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -161,33 +144,21 @@ public sealed class PyModuleBuilder
     public PyModuleBuilder AsyncFunction<T1, T2, TResult>(string name, Func<T1, T2, CancellationToken, Task<TResult>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.CreateAsync(name, (args, ct) =>
-        {
-            Arguments.ExpectCount(args, 2, name);
-            return Arguments.Boxed(body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name), ct));
-        }, doc), doc);
+        return Add(name, () => PyFunction.CreateAsync(name, body, doc), doc);
     }
 
     /// <summary>An async function of two positional arguments whose awaitable gives None.</summary>
     public PyModuleBuilder AsyncFunction<T1, T2>(string name, Func<T1, T2, CancellationToken, Task> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.CreateAsync(name, (args, ct) =>
-        {
-            Arguments.ExpectCount(args, 2, name);
-            return Arguments.Boxed(body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name), ct));
-        }, doc), doc);
+        return Add(name, () => PyFunction.CreateAsync(name, body, doc), doc);
     }
 
     /// <summary>An async function of three positional arguments.</summary>
     public PyModuleBuilder AsyncFunction<T1, T2, T3, TResult>(string name, Func<T1, T2, T3, CancellationToken, Task<TResult>> body, string? doc = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Add(name, () => PyFunction.CreateAsync(name, (args, ct) =>
-        {
-            Arguments.ExpectCount(args, 3, name);
-            return Arguments.Boxed(body(Arguments.To<T1>(args, 0, name), Arguments.To<T2>(args, 1, name), Arguments.To<T3>(args, 2, name), ct));
-        }, doc), doc);
+        return Add(name, () => PyFunction.CreateAsync(name, body, doc), doc);
     }
 
     // ---- async generators: Python iterates them with 'async for' ----

@@ -136,6 +136,8 @@ public class ConversionTests
         Refused(() => one.GetAttr("real\0junk").Dispose(), "name");
         Refused(() => one.HasAttr("real\0junk"), "name");
         Refused(() => one.CallMethod("bit_length\0junk").Dispose(), "name");
+        Refused(() => one.CallMethod<long>("bit_length\0junk"), "name");
+        Refused(() => one.GetAttr<long>("real\0junk"), "name");
         using var ns = Py.Run("class C: pass\nc = C()\n");
         using var c = ns["c"];
         Refused(() => c.SetAttr("x\0y", 1), "name");
@@ -151,6 +153,7 @@ public class ConversionTests
         Assert.That(modules.CallMethod("__contains__", "nul_src_mod").As<bool>(), Is.False, "a refused module stays out of sys.modules");
         using var dict = Py.Eval("dict");
         Refused(() => dict.Call([], [new KeyValuePair<string, object?>("a\0b", 1)]).Dispose(), "kwargs");
+        Refused(() => dict.Call<long, PyObject>(1, ("a\0b", 1)).Dispose(), "kwargs");
         // A lone surrogate has no UTF-8 form either: refused, not replaced by U+FFFD.
         Refused(() => one.GetAttr("real\ud800").Dispose(), "name");
         // A .NET function's name and doc become C strings too.

@@ -154,6 +154,27 @@ public class RefcountTests
     }
 
     [Test]
+    public void Keyword_calls_both_ways()
+    {
+        using var echo = _code["echo"];
+        AssertBalanced(PerOp(() =>
+        {
+            using var r = echo.Call<long, string, PyObject>(1, "two", ("c", 3.5));
+            Assert.That(r.Length, Is.EqualTo(3));
+        }),
+            "Call<T1, T2, PyObject> with a keyword (vectorcall kwnames)");
+        AssertBalanced(PerOp(() => Assert.Throws<ArgumentException>(() => echo.Call<long, long>(1, ("b", "x"), ("b", "y")))),
+            "a keyword given twice, refused after conversion");
+        using var callThrough = Py.Run("def call(f, x):\n    return f(x, b=2)\n");
+        using var call = callThrough["call"];
+        using var add = PyFunction.Create<long, long, long>("add", (a, b) => a + b, parameters: ["a", "b"]);
+        AssertBalanced(PerOp(() => Assert.That(call.Call<PyObject, long, long>(add, 1), Is.EqualTo(3))), ".NET function bound by keyword");
+        using var callAndCatch = _code["call_and_catch"];
+        AssertBalanced(PerOp(() => Assert.That(callAndCatch.Call<PyObject, long, string>(add, 1), Is.EqualTo("TypeError"))),
+            "a .NET function called with a missing argument (TypeError)");
+    }
+
+    [Test]
     public void Conversions_both_ways()
     {
         var value = new List<object?> { 1L, "text", 2.5, true, null, new byte[] { 1, 2 }, new Dictionary<string, object?> { ["k"] = new List<object?> { 3L } } };

@@ -214,10 +214,11 @@ public class AwaitDotNetTests
                 try:
                     f(1, 2)
                 except Exception as e:
-                    return type(e).__name__
+                    return f'{type(e).__name__}: {e}'
             """);
         Assert.That(script["call"].Call(boom).As<string>(), Is.EqualTo("TimeoutError: System.TimeoutException: too slow"));
-        Assert.That(script["wrong_arity"].Call(boom).As<string>(), Is.EqualTo("DotNetValueError"));
+        // A wrong call is Python's own TypeError, worded as for a def.
+        Assert.That(script["wrong_arity"].Call(boom).As<string>(), Is.EqualTo("TypeError: boom() takes 1 positional argument but 2 were given"));
     }
 
     [Test]
