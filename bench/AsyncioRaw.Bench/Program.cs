@@ -14,6 +14,33 @@ using var add1 = g["add1"];
 using var sleep0 = g["sleep0"];
 using var sleep1ms = g["sleep1ms"];
 using var add1Sync = g["add1_sync"];
+using var ready = PyFunction.CreateAsync<long, long>("dotnet_ready", x => Task.FromResult(x));
+if (args.Length >= 3 && args[0] == "--one")
+{
+    // One scenario run n times, for instruction counts: run under valgrind --tool=callgrind with two
+    // values of n; the difference of the totals divided by the difference of n is the cost per op.
+    int count = int.Parse(args[2]);
+    long got = args[1] switch
+    {
+        "S1" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = add1.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); } return s; }),
+        "S2" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = sleep0.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); } return s; }),
+        "S4" => PyTimedSum("s4", ready, count),
+        "P1" => PyTimedSum("floor_p1", count),
+        "F2" => PyTimedSum("floor_f2", count),
+        "F4fresh" => PyTimedSum("floor_f4fresh", count),
+        _ => throw new ArgumentException("scenario: S1, S2, S4, P1, F2 or F4fresh"),
+    };
+    Console.WriteLine($"{args[1]} x{count}: {got}");
+    return 0;
+}
+long PyTimedSum(string function, params object?[] args) => PyTimedRun(function, args).Sum;
+(double Seconds, long Sum) PyTimedRun(string function, object?[] args) => Asyncio.Run(async _ =>
+{
+    using var f = g[function];
+    using var result = await PyAwaitable.ToTask(f.Call(args));
+    var tuple = (object?[])result.ToClr()!;
+    return ((double)tuple[0]!, tuple[1] is long l ? l : (long)(System.Numerics.BigInteger)tuple[1]!);
+});
 var rows = new List<Row>();
 var failures = new List<string>();
 Console.WriteLine($"AsyncioRaw benchmark{(quick ? " (quick)" : "")}: Python {PythonLibrary.Version} ({PythonLibrary.LoadedPath}), .NET {Environment.Version}, {Environment.ProcessorCount} cores");
@@ -38,13 +65,7 @@ double Median(string name, long expected, Func<(double Seconds, long Sum)> run)
     return times[times.Count / 2];
 }
 
-(double, long) PyTimed(string function, params object?[] args) => Asyncio.Run(async _ =>
-{
-    using var f = g[function];
-    using var result = await PyAwaitable.ToTask(f.Call(args));
-    var tuple = (object?[])result.ToClr()!;
-    return ((double)tuple[0]!, tuple[1] is long l ? l : (long)(System.Numerics.BigInteger)tuple[1]!);
-});
+(double, long) PyTimed(string function, params object?[] args) => PyTimedRun(function, args);
 
 void Add(string id, string where, long n, double seconds, double floorSeconds, string floorName, double limitRatio, long allocated = -1, bool totalMs = false)
 {
@@ -87,7 +108,6 @@ double s3Loop = Median("S3 loop", Sum(n3, 0), () => Asyncio.Run(async _ =>
     var r = await Task.WhenAll(tasks);
     return (sw.Elapsed.TotalSeconds, r.Sum());
 }));
-using var ready = PyFunction.CreateAsync<long, long>("dotnet_ready", x => Task.FromResult(x));
 using var delay1ms = PyFunction.CreateAsync<long, long>("dotnet_delay_1ms", async (long x, CancellationToken ct) => { await Task.Delay(1, ct); return x; });
 long allocS4 = 0;
 double s4 = Median("S4", Sum(n1, 0), () =>

@@ -65,7 +65,7 @@ public static class Asyncio
             using var future = PyFuture.Completion(mainTask, loop);
             try
             {
-                using (loopObj.CallMethod("run_until_complete", future)) { }
+                loop.RunLoop("run_until_complete", future);
             }
             catch (PythonException e) when (sigint?.Interrupted == true || e is PythonKeyboardInterruptException)
             {
@@ -74,7 +74,7 @@ public static class Asyncio
                 cts.Cancel();
                 if (!mainTask.IsCompleted && sigint?.Forced != true)
                 {
-                    try { using (loopObj.CallMethod("run_until_complete", future)) { } }
+                    try { loop.RunLoop("run_until_complete", future); }
                     catch (Exception) { /* its outcome is superseded by the interrupt */ }
                 }
                 throw e as PythonKeyboardInterruptException ?? SigintHandler.KeyboardInterrupt();
