@@ -20,19 +20,40 @@ if (args.Length >= 3 && args[0] == "--one")
     // One scenario run n times, for instruction counts: run under valgrind --tool=callgrind with two
     // values of n; the difference of the totals divided by the difference of n is the cost per op.
     int count = int.Parse(args[2]);
+    var watch = Stopwatch.StartNew();
     long got = args[1] switch
     {
-        "S1" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = add1.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); } return s; }),
-        "S2" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = sleep0.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); } return s; }),
+        "S1" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = add1.Call<long, PyObject>(i); s += await PyAwaitable.Of<long>(c); } return s; }),
+        "S2" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = sleep0.Call<long, PyObject>(i); s += await PyAwaitable.Of<long>(c); } return s; }),
+        "S1task" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = add1.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); } return s; }),
+        "S2task" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = sleep0.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); } return s; }),
+        "PP" => PingPong(count),
         "S4" => PyTimedSum("s4", ready, count),
         "P1" => PyTimedSum("floor_p1", count),
         "F2" => PyTimedSum("floor_f2", count),
         "F4fresh" => PyTimedSum("floor_f4fresh", count),
         _ => throw new ArgumentException("scenario: S1, S2, S4, P1, F2 or F4fresh"),
     };
-    Console.WriteLine($"{args[1]} x{count}: {got}");
+    Console.WriteLine($"{args[1]} x{count}: {got} in {watch.Elapsed.TotalMilliseconds * 1e3 / count:F2} us/op (with start-up)");
     return 0;
 }
+// Nested ping-pong: .NET awaits py_level, which awaits dotnet_level, which awaits py_level... depth
+// levels deep, n times; the sum counts the levels.
+long PingPong(int n, int depth = 50) => Asyncio.Run(async _ =>
+{
+    using var pyLevel = g["py_level"];
+    PyObject? dotnetLevel = null;
+    dotnetLevel = PyFunction.CreateAsync<long, long>("dotnet_level", async d =>
+    {
+        if (d == 0) return 0;
+        using var c = pyLevel.Call<PyObject, long, PyObject>(dotnetLevel!, d - 1);
+        return await PyAwaitable.Of<long>(c) + 1;
+    });
+    long s = 0;
+    for (int i = 0; i < n; i++) { using var c = pyLevel.Call<PyObject, long, PyObject>(dotnetLevel, depth); s += await PyAwaitable.Of<long>(c); }
+    dotnetLevel.Dispose();
+    return s;
+});
 long PyTimedSum(string function, params object?[] args) => PyTimedRun(function, args).Sum;
 (double Seconds, long Sum) PyTimedRun(string function, object?[] args) => Asyncio.Run(async _ =>
 {

@@ -58,6 +58,11 @@ internal static class ScenarioCode
                 s += await add1(i)
             return perf_counter() - t, s
 
+        async def py_level(dotnet_level, d):
+            if d == 0:
+                return 0
+            return await dotnet_level(d - 1) + 1
+
         async def s4(dotnet_ready, n):
             t = perf_counter(); s = 0
             for i in range(n):
