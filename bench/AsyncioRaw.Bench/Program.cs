@@ -100,18 +100,24 @@ double f1 = Median("F1", Sum(n1, 1), () => PyTimed("floor_f1", n1));
 double f2 = Median("F2", Sum(n1, 0), () => PyTimed("floor_f2", n1));
 double f3 = Median("F3", Sum(n3, 0), () => PyTimed("floor_f3", n3));
 double f4 = Median("F4", n1, () => PyTimed("floor_f4", n1));
+double f4Fresh = Median("F4fresh", Sum(n1, 0), () => PyTimed("floor_f4fresh", n1));
+double p1 = Median("P1", Sum(n1, 1), () => PyTimed("floor_p1", n1));
 double t = Median("T", n1, () => RoundTrip.Measure(n1));
 
 // ---- Loop thread ----
-// .NET on the loop thread awaits function(i) n times; allocation measured on that one thread.
-(double, long) AwaitOnLoop(PyObject function, int n, out long allocated)
+// .NET on the loop thread awaits function(i) n times, directly (stepped inside the main's task) or
+// through a stored Task (ToTask: a Task per await); allocation measured on that one thread.
+(double, long) AwaitOnLoop(PyObject function, int n, out long allocated, bool stored = false)
 {
     long bytes = 0;
     var result = Asyncio.Run(async _ =>
     {
         long before = GC.GetAllocatedBytesForCurrentThread();
         var sw = Stopwatch.StartNew(); long s = 0;
-        for (int i = 0; i < n; i++) { using var c = function.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); }
+        if (stored)
+            for (int i = 0; i < n; i++) { using var c = function.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); }
+        else
+            for (int i = 0; i < n; i++) { using var c = function.Call<long, PyObject>(i); s += await PyAwaitable.Of<long>(c); }
         bytes = GC.GetAllocatedBytesForCurrentThread() - before;
         return (sw.Elapsed.TotalSeconds, s);
     });
@@ -121,6 +127,16 @@ double t = Median("T", n1, () => RoundTrip.Measure(n1));
 long allocS1 = 0, allocS2 = 0;
 double s1Loop = Median("S1 loop", Sum(n1, 1), () => AwaitOnLoop(add1, n1, out allocS1));
 double s2Loop = Median("S2 loop", Sum(n1, 0), () => AwaitOnLoop(sleep0, n1, out allocS2));
+long allocS1Task = 0, allocS2Task = 0;
+double s1Task = Median("S1 loop ToTask", Sum(n1, 1), () => AwaitOnLoop(add1, n1, out allocS1Task, stored: true));
+double s2Task = Median("S2 loop ToTask", Sum(n1, 0), () => AwaitOnLoop(sleep0, n1, out allocS2Task, stored: true));
+int nPing = 1_000 / scale, depth = 50;
+double ping = Median("ping-pong", (long)nPing * depth, () =>
+{
+    var sw = Stopwatch.StartNew();
+    long levels = PingPong(nPing, depth);
+    return (sw.Elapsed.TotalSeconds, levels);
+});
 double s3Loop = Median("S3 loop", Sum(n3, 0), () => Asyncio.Run(async _ =>
 {
     var sw = Stopwatch.StartNew();
@@ -140,10 +156,13 @@ double s4 = Median("S4", Sum(n1, 0), () =>
 });
 double s5 = Median("S5", Sum(n3, 0), () => PyTimed("s5", delay1ms, n3));
 
-Add("S1", "loop thread", n1, s1Loop, f1, "F1", 1.5, allocS1);
-Add("S2", "loop thread", n1, s2Loop, f2, "F2", 1.5, allocS2);
+Add("S1", "loop thread", n1, s1Loop, p1, "P1", 5.0, allocS1);
+Add("S2", "loop thread", n1, s2Loop, f2, "F2", 1.3, allocS2);
+Add("S1", "loop thread, ToTask", n1, s1Task, f1, "F1", 1.5, allocS1Task);
+Add("S2", "loop thread, ToTask", n1, s2Task, f2, "F2", 1.5, allocS2Task);
+Add("PP", $"ping-pong depth {depth}, per level", (long)nPing * depth, ping, s1Loop * nPing * depth / n1, "S1", 1.0);
 Add("S3", "loop thread", n3, s3Loop, f3, "F3", 1.3, totalMs: true);
-Add("S4", "Python awaits", n1, s4, f4, "F4", 3.0, allocS4);
+Add("S4", "Python awaits", n1, s4, f4Fresh, "F4fresh", 1.5, allocS4);
 Add("S5", "Python awaits", n3, s5, f3, "F3", 1.3, totalMs: true);
 
 // ---- Pool threads, loop on its own thread ----

@@ -140,6 +140,20 @@ internal static unsafe class NativeTypes
                     awaiting().send(None)
                 except BaseException:
                     pass
+
+        def warm_up_stepper(make):
+            # tp_iternext, send, throw, close; am_send through a coroutine's await; dealloc.
+            for step in (lambda s: next(s), lambda s: s.send(None), lambda s: s.throw(ValueError('w')), lambda s: s.close()):
+                try:
+                    step(make())
+                except BaseException:
+                    pass
+            async def awaiting():
+                return await make()
+            try:
+                awaiting().send(None)
+            except BaseException:
+                pass
         """;
 
     private static void WarmUp()
@@ -149,6 +163,32 @@ internal static unsafe class NativeTypes
         using var value = NewReady(PyValues.Int64(1), default).MoveToObject();
         using var error = NewReady(default, NewReference.OrThrow(CPython.PyObject_CallNoArgs(CPython.PyExc_RuntimeError))).MoveToObject();
         using (warmUp.Call(value, error)) { }
+        using var warmUpStepper = globals["warm_up_stepper"];
+        using var make = Callbacks.FastCall(new WarmUpStepperFactory()).MoveToObject();
+        using (warmUpStepper.Call(make)) { }
+    }
+
+    private sealed class WarmUpStepperFactory : FastCallTarget
+    {
+        internal override NewReference Invoke(PyArgs args) => NewStepper(new WarmUpStep());
+    }
+
+    /// <summary>Yields None once, then returns None.</summary>
+    private sealed class WarmUpStep : StepTarget
+    {
+        private bool _yielded;
+
+        internal override int Step(PyBorrowed sent, PyBorrowed thrown, out NewReference value)
+        {
+            value = NewReference.None();
+            if (_yielded) return Returned;
+            _yielded = true;
+            return Yielded;
+        }
+
+        internal override void Close() { }
+
+        internal override void Dropped() { }
     }
 
     private static PyTypeObject* MakeType(string name, int basicSize, string doc, List<(int Slot, nint Func)> slots)
