@@ -14,6 +14,54 @@ using var add1 = g["add1"];
 using var sleep0 = g["sleep0"];
 using var sleep1ms = g["sleep1ms"];
 using var add1Sync = g["add1_sync"];
+using var ready = PyFunction.CreateAsync<long, long>("dotnet_ready", x => Task.FromResult(x));
+if (args.Length >= 3 && args[0] == "--one")
+{
+    // One scenario run n times, for instruction counts: run under valgrind --tool=callgrind with two
+    // values of n; the difference of the totals divided by the difference of n is the cost per op.
+    int count = int.Parse(args[2]);
+    var watch = Stopwatch.StartNew();
+    long got = args[1] switch
+    {
+        "S1" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = add1.Call<long, PyObject>(i); s += await PyAwaitable.Of<long>(c); } return s; }),
+        "S2" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = sleep0.Call<long, PyObject>(i); s += await PyAwaitable.Of<long>(c); } return s; }),
+        "S1task" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = add1.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); } return s; }),
+        "S2task" => Asyncio.Run(async _ => { long s = 0; for (int i = 0; i < count; i++) { using var c = sleep0.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); } return s; }),
+        "PP" => PingPong(count),
+        "S4" => PyTimedSum("s4", ready, count),
+        "P1" => PyTimedSum("floor_p1", count),
+        "F2" => PyTimedSum("floor_f2", count),
+        "F4fresh" => PyTimedSum("floor_f4fresh", count),
+        _ => throw new ArgumentException("scenario: S1, S2, S4, P1, F2 or F4fresh"),
+    };
+    Console.WriteLine($"{args[1]} x{count}: {got} in {watch.Elapsed.TotalMilliseconds * 1e3 / count:F2} us/op (with start-up)");
+    return 0;
+}
+// Nested ping-pong: .NET awaits py_level, which awaits dotnet_level, which awaits py_level... depth
+// levels deep, n times; the sum counts the levels.
+long PingPong(int n, int depth = 50) => Asyncio.Run(async _ =>
+{
+    using var pyLevel = g["py_level"];
+    PyObject? dotnetLevel = null;
+    dotnetLevel = PyFunction.CreateAsync<long, long>("dotnet_level", async d =>
+    {
+        if (d == 0) return 0;
+        using var c = pyLevel.Call<PyObject, long, PyObject>(dotnetLevel!, d - 1);
+        return await PyAwaitable.Of<long>(c) + 1;
+    });
+    long s = 0;
+    for (int i = 0; i < n; i++) { using var c = pyLevel.Call<PyObject, long, PyObject>(dotnetLevel, depth); s += await PyAwaitable.Of<long>(c); }
+    dotnetLevel.Dispose();
+    return s;
+});
+long PyTimedSum(string function, params object?[] args) => PyTimedRun(function, args).Sum;
+(double Seconds, long Sum) PyTimedRun(string function, object?[] args) => Asyncio.Run(async _ =>
+{
+    using var f = g[function];
+    using var result = await PyAwaitable.ToTask(f.Call(args));
+    var tuple = (object?[])result.ToClr()!;
+    return ((double)tuple[0]!, tuple[1] is long l ? l : (long)(System.Numerics.BigInteger)tuple[1]!);
+});
 var rows = new List<Row>();
 var failures = new List<string>();
 Console.WriteLine($"AsyncioRaw benchmark{(quick ? " (quick)" : "")}: Python {PythonLibrary.Version} ({PythonLibrary.LoadedPath}), .NET {Environment.Version}, {Environment.ProcessorCount} cores");
@@ -38,13 +86,7 @@ double Median(string name, long expected, Func<(double Seconds, long Sum)> run)
     return times[times.Count / 2];
 }
 
-(double, long) PyTimed(string function, params object?[] args) => Asyncio.Run(async _ =>
-{
-    using var f = g[function];
-    using var result = await PyAwaitable.ToTask(f.Call(args));
-    var tuple = (object?[])result.ToClr()!;
-    return ((double)tuple[0]!, tuple[1] is long l ? l : (long)(System.Numerics.BigInteger)tuple[1]!);
-});
+(double, long) PyTimed(string function, params object?[] args) => PyTimedRun(function, args);
 
 void Add(string id, string where, long n, double seconds, double floorSeconds, string floorName, double limitRatio, long allocated = -1, bool totalMs = false)
 {
@@ -58,18 +100,24 @@ double f1 = Median("F1", Sum(n1, 1), () => PyTimed("floor_f1", n1));
 double f2 = Median("F2", Sum(n1, 0), () => PyTimed("floor_f2", n1));
 double f3 = Median("F3", Sum(n3, 0), () => PyTimed("floor_f3", n3));
 double f4 = Median("F4", n1, () => PyTimed("floor_f4", n1));
+double f4Fresh = Median("F4fresh", Sum(n1, 0), () => PyTimed("floor_f4fresh", n1));
+double p1 = Median("P1", Sum(n1, 1), () => PyTimed("floor_p1", n1));
 double t = Median("T", n1, () => RoundTrip.Measure(n1));
 
 // ---- Loop thread ----
-// .NET on the loop thread awaits function(i) n times; allocation measured on that one thread.
-(double, long) AwaitOnLoop(PyObject function, int n, out long allocated)
+// .NET on the loop thread awaits function(i) n times, directly (stepped inside the main's task) or
+// through a stored Task (ToTask: a Task per await); allocation measured on that one thread.
+(double, long) AwaitOnLoop(PyObject function, int n, out long allocated, bool stored = false)
 {
     long bytes = 0;
     var result = Asyncio.Run(async _ =>
     {
         long before = GC.GetAllocatedBytesForCurrentThread();
         var sw = Stopwatch.StartNew(); long s = 0;
-        for (int i = 0; i < n; i++) { using var c = function.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); }
+        if (stored)
+            for (int i = 0; i < n; i++) { using var c = function.Call<long, PyObject>(i); s += await PyAwaitable.ToTask<long>(c); }
+        else
+            for (int i = 0; i < n; i++) { using var c = function.Call<long, PyObject>(i); s += await PyAwaitable.Of<long>(c); }
         bytes = GC.GetAllocatedBytesForCurrentThread() - before;
         return (sw.Elapsed.TotalSeconds, s);
     });
@@ -79,6 +127,16 @@ double t = Median("T", n1, () => RoundTrip.Measure(n1));
 long allocS1 = 0, allocS2 = 0;
 double s1Loop = Median("S1 loop", Sum(n1, 1), () => AwaitOnLoop(add1, n1, out allocS1));
 double s2Loop = Median("S2 loop", Sum(n1, 0), () => AwaitOnLoop(sleep0, n1, out allocS2));
+long allocS1Task = 0, allocS2Task = 0;
+double s1Task = Median("S1 loop ToTask", Sum(n1, 1), () => AwaitOnLoop(add1, n1, out allocS1Task, stored: true));
+double s2Task = Median("S2 loop ToTask", Sum(n1, 0), () => AwaitOnLoop(sleep0, n1, out allocS2Task, stored: true));
+int nPing = 1_000 / scale, depth = 50;
+double ping = Median("ping-pong", (long)nPing * depth, () =>
+{
+    var sw = Stopwatch.StartNew();
+    long levels = PingPong(nPing, depth);
+    return (sw.Elapsed.TotalSeconds, levels);
+});
 double s3Loop = Median("S3 loop", Sum(n3, 0), () => Asyncio.Run(async _ =>
 {
     var sw = Stopwatch.StartNew();
@@ -87,7 +145,6 @@ double s3Loop = Median("S3 loop", Sum(n3, 0), () => Asyncio.Run(async _ =>
     var r = await Task.WhenAll(tasks);
     return (sw.Elapsed.TotalSeconds, r.Sum());
 }));
-using var ready = PyFunction.CreateAsync<long, long>("dotnet_ready", x => Task.FromResult(x));
 using var delay1ms = PyFunction.CreateAsync<long, long>("dotnet_delay_1ms", async (long x, CancellationToken ct) => { await Task.Delay(1, ct); return x; });
 long allocS4 = 0;
 double s4 = Median("S4", Sum(n1, 0), () =>
@@ -99,10 +156,13 @@ double s4 = Median("S4", Sum(n1, 0), () =>
 });
 double s5 = Median("S5", Sum(n3, 0), () => PyTimed("s5", delay1ms, n3));
 
-Add("S1", "loop thread", n1, s1Loop, f1, "F1", 1.5, allocS1);
-Add("S2", "loop thread", n1, s2Loop, f2, "F2", 1.5, allocS2);
+Add("S1", "loop thread", n1, s1Loop, p1, "P1", 5.0, allocS1);
+Add("S2", "loop thread", n1, s2Loop, f2, "F2", 1.3, allocS2);
+Add("S1", "loop thread, ToTask", n1, s1Task, f1, "F1", 1.5, allocS1Task);
+Add("S2", "loop thread, ToTask", n1, s2Task, f2, "F2", 1.5, allocS2Task);
+Add("PP", $"ping-pong depth {depth}, per level", (long)nPing * depth, ping, s1Loop * nPing * depth / n1, "S1", 1.0);
 Add("S3", "loop thread", n3, s3Loop, f3, "F3", 1.3, totalMs: true);
-Add("S4", "Python awaits", n1, s4, f4, "F4", 3.0, allocS4);
+Add("S4", "Python awaits", n1, s4, f4Fresh, "F4fresh", 1.5, allocS4);
 Add("S5", "Python awaits", n3, s5, f3, "F3", 1.3, totalMs: true);
 
 // ---- Pool threads, loop on its own thread ----

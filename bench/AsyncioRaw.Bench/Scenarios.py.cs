@@ -43,6 +43,26 @@ internal static class ScenarioCode
                 s += await f
             return perf_counter() - t, s
 
+        async def floor_f4fresh(n):
+            loop = asyncio.get_running_loop()
+            t = perf_counter(); s = 0
+            for i in range(n):
+                f = loop.create_future()
+                f.set_result(i)
+                s += await f
+            return perf_counter() - t, s
+
+        async def floor_p1(n):
+            t = perf_counter(); s = 0
+            for i in range(n):
+                s += await add1(i)
+            return perf_counter() - t, s
+
+        async def py_level(dotnet_level, d):
+            if d == 0:
+                return 0
+            return await dotnet_level(d - 1) + 1
+
         async def s4(dotnet_ready, n):
             t = perf_counter(); s = 0
             for i in range(n):

@@ -145,11 +145,11 @@ public static class Asyncio
         try
         {
             using var locals = new TaskLocalsOwner(loop);
-            var mainTask = StartOnLoop(loop, locals.Locals, main, cts.Token);
-            using var future = PyFuture.Completion(mainTask, loop);
+            var (mainTask, future) = StartInTask(loop, locals.Locals, main, cts.Token);
+            using var _ = future;
             try
             {
-                using (loopObj.CallMethod("run_until_complete", future)) { }
+                loop.RunLoop("run_until_complete", future);
             }
             catch (PythonException e) when (sigint?.Interrupted == true || e is PythonKeyboardInterruptException)
             {
@@ -158,7 +158,7 @@ public static class Asyncio
                 cts.Cancel();
                 if (!mainTask.IsCompleted && sigint?.Forced != true)
                 {
-                    try { using (loopObj.CallMethod("run_until_complete", future)) { } }
+                    try { loop.RunLoop("run_until_complete", future); }
                     catch (Exception) { /* its outcome is superseded by the interrupt */ }
                 }
                 throw e as PythonKeyboardInterruptException ?? SigintHandler.KeyboardInterrupt();
@@ -203,20 +203,27 @@ public static class Asyncio
         catch (AggregateException e) { loop.ReportUnhandled(e, "a cancellation callback threw when Asyncio.Run's token was cancelled"); }
     }
 
-    /// <summary>Starts <paramref name="main"/> from inside the loop, so that its synchronous part
-    /// already runs with the loop running (get_running_loop works there).</summary>
-    private static Task<T> StartOnLoop<T>(EventLoop loop, TaskLocals locals, Func<CancellationToken, Task<T>> main, CancellationToken token)
+    /// <summary>
+    /// The asyncio Task that starts <paramref name="main"/> in its first step (the loop running, so
+    /// get_running_loop works there) and drives it: a Python coroutine the main awaits directly is
+    /// stepped inside this Task (see <see cref="PyAwaiter{T}"/>). The Task runs in the context of
+    /// <paramref name="locals"/>; its outcome is the main's.
+    /// </summary>
+    private static (Task<T> Main, PyObject Task) StartInTask<T>(EventLoop loop, TaskLocals locals, Func<CancellationToken, Task<T>> main, CancellationToken token)
     {
         var started = new TaskCompletionSource<Task<T>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        loop.PostLoopWork(_ =>
+        var task = Driver.StartTask(loop, () =>
         {
+            Task<T> work;
             using (TaskLocals.Enter(locals))
             {
-                try { started.SetResult(main(token)); }
-                catch (Exception e) { started.SetResult(Task.FromException<T>(e)); }
+                try { work = main(token); }
+                catch (Exception e) { work = Task.FromException<T>(e); }
             }
-        }, (_, e) => started.TrySetException(e), null);
-        return started.Task.Unwrap();
+            started.SetResult(work);
+            return work;
+        }, locals.Context).MoveToObject();
+        return (started.Task.Unwrap(), task);
     }
 
     /// <summary>What asyncio.run does after main: cancel what is left, finish async generators and

@@ -29,6 +29,10 @@ public sealed class EventLoop
     static EventLoop() => AsyncioRawDiagnostics.LoopQueueLengths = static () =>
         s_loops.Values.Select(static l => new Measurement<long>(l._queue.Count, l._idTag));
 
+    // The loop this library is running on this thread right now (inside its run_until_complete or
+    // run_forever): while it runs, no other loop can run here, so it is the running loop.
+    [ThreadStatic] private static EventLoop? t_driving;
+
     private readonly ConcurrentQueue<WorkItem> _queue = new();
     private readonly HashSet<IPendingOperation> _pending = [];
     private readonly PyObject _drain;
@@ -186,8 +190,11 @@ public sealed class EventLoop
     /// The EventLoop for the loop running on this thread (Python called into .NET), creating one
     /// the first time we see a loop we do not run ourselves. Requires the GIL.
     /// </summary>
-    internal static EventLoop? Running()
+    internal static unsafe EventLoop? Running()
     {
+        // asyncio._get_running_loop costs a getpid() system call per call on 3.9-3.11: while our own
+        // loop runs on this thread, it is the answer (a forked child runs no loop of ours).
+        if (t_driving is { } driving && !driving.IsClosed && *Gil.ForkedChildFlag == 0) return driving;
         PyNames.EnsureReady();
         using var loopObj = PyBorrowed.Of(PyNames.GetRunningLoop).Call();
         var running = loopObj.Borrow();
@@ -213,6 +220,25 @@ public sealed class EventLoop
         }
         s_loops[key] = adopted;
         return t_lastAdopted = adopted;
+    }
+
+    /// <summary>Calls <paramref name="method"/> (run_until_complete or run_forever) on the loop
+    /// object with <see cref="Running"/> answering this loop without asking Python meanwhile. On
+    /// the loop's thread with the GIL.</summary>
+    internal void RunLoop(string method, PyObject? argument = null)
+    {
+        var previous = t_driving;
+        t_driving = this;
+        try
+        {
+            var loopObj = OpenLoopObject.ToOwned();
+            using (loopObj)
+            using (argument is null ? loopObj.CallMethod(method) : loopObj.CallMethod(method, argument)) { }
+        }
+        finally
+        {
+            t_driving = previous;
+        }
     }
 
     /// <summary>A weak reference to <paramref name="target"/> whose death closes our side of

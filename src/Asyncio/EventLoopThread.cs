@@ -62,7 +62,7 @@ public sealed class EventLoopThread : IDisposable, IAsyncDisposable
                 _started.SetResult(loop);
                 try
                 {
-                    using (loopObj.CallMethod("run_forever")) { }
+                    loop.RunLoop("run_forever");
                 }
                 finally
                 {

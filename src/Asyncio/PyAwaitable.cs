@@ -61,8 +61,16 @@ public static class PyAwaitable
         return new InvalidOperationException("No event loop.");
     }
 
-    /// <summary><c>await pyObject</c>: awaits a Python awaitable on the current loop.</summary>
-    public static TaskAwaiter<PyObject> GetAwaiter(this PyObject awaitable) => ToTask(awaitable).GetAwaiter();
+    /// <summary><c>await pyObject</c>: awaits a Python awaitable on the current loop; a coroutine
+    /// awaited from .NET code that a Python task is running is stepped inside that task (see
+    /// <see cref="PyAwaiter{T}"/>). The result is a new reference the caller owns.</summary>
+    public static PyAwaiter<PyObject> GetAwaiter(this PyObject awaitable) => new(awaitable);
+
+    /// <summary><c>await PyAwaitable.Of&lt;T&gt;(coroutine)</c>: awaits it at once, as Python's own
+    /// <c>await</c> would where a Python task runs this .NET code (no Task, the same
+    /// <c>current_task()</c>, context and cancellation), and converts the result to
+    /// <typeparamref name="T"/>. To keep or combine the await, use <see cref="ToTask{T}(PyObject, CancellationToken)"/>.</summary>
+    public static PyAwaitableOf<T> Of<T>(PyObject awaitable) => new(awaitable);
 
     /// <summary><c>await pyObject.AsTask(ct)</c>: <c>await pyObject</c> with cancellation. Cancelling
     /// <paramref name="cancellationToken"/> cancels the Python task (its coroutine sees

@@ -175,6 +175,11 @@ public static unsafe class PyFunction
         var previousContext = SynchronizationContext.Current;
         var locals = loop is null ? TaskLocals.Current : new TaskLocals(loop);
         if (loop != null) SynchronizationContext.SetSynchronizationContext(loop.SyncContext);
+        // A Python coroutine the body awaits directly is stepped by the awaitable returned here,
+        // inside the task of the Python code that awaits it (see PyAwaiter).
+        var driver = loop != null && loop.IsOnLoopThread ? Driver.Rent(loop) : null;
+        var previousTarget = Callbacks.DirectAwaitTarget;
+        Callbacks.DirectAwaitTarget = driver;
         try
         {
             using (TaskLocals.Enter(locals))
@@ -182,10 +187,13 @@ public static unsafe class PyFunction
         }
         finally
         {
+            Callbacks.DirectAwaitTarget = previousTarget;
             if (loop != null) SynchronizationContext.SetSynchronizationContext(previousContext);
             // Still inside the Python caller's context: copy it only if the work goes on.
             if (loop != null) locals!.Seal(captureNow: task is { IsCompleted: false });
         }
+        if (driver is { HasAwait: true }) return driver.Attach(task!, resultOf, cts);
+        driver?.Return();
         return PyFuture.FromTask(task!, resultOf, loop, cts);
     }
 

@@ -11,7 +11,7 @@ internal static class PyNames
         remove_done_callback = null!, result = null!, cancelled = null!, done = null!, cancel = null!,
         set_result = null!, set_exception = null!, call_soon = null!, add_reader = null!, remove_reader = null!,
         call_soon_threadsafe = null!, call_exception_handler = null!, get_loop = null!, close = null!,
-        send = null!, throw_ = null!, aclose = null!, anext = null!;
+        send = null!, throw_ = null!, aclose = null!, anext = null!, await_ = null!, value = null!;
 
     internal static PyObject Asyncio = null!;
     internal static PyObject GetRunningLoop = null!;   // asyncio.events._get_running_loop (C-accelerated)
@@ -67,7 +67,7 @@ internal static class PyNames
             "create_task", "create_future", "add_done_callback", "remove_done_callback", "result",
             "cancelled", "done", "cancel", "set_result", "set_exception", "call_soon", "add_reader",
             "remove_reader", "call_soon_threadsafe", "call_exception_handler", "get_loop", "close",
-            "send", "throw", "aclose", "__anext__",
+            "send", "throw", "aclose", "__anext__", "__await__", "value",
         ];
 
         internal static Names Build()
@@ -111,7 +111,7 @@ internal static class PyNames
             (create_task, create_future, add_done_callback, remove_done_callback, result) = (s[0], s[1], s[2], s[3], s[4]);
             (cancelled, done, cancel, set_result, set_exception, call_soon, add_reader) = (s[5], s[6], s[7], s[8], s[9], s[10], s[11]);
             (remove_reader, call_soon_threadsafe, call_exception_handler, get_loop, close) = (s[12], s[13], s[14], s[15], s[16]);
-            (send, throw_, aclose, anext) = (s[17], s[18], s[19], s[20]);
+            (send, throw_, aclose, anext, await_, value) = (s[17], s[18], s[19], s[20], s[21], s[22]);
             var o = _objects;
             (Asyncio, GetRunningLoop, EnsureFuture, IsFuture, CancelledError, InvalidStateError) = (o[0], o[1], o[2], o[3], o[4], o[5]);
             (CoroutineType, FutureType, RunAndReport, ShutDownLoop) = (o[6], o[7], o[8], o[9]);

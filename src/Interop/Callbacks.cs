@@ -16,6 +16,28 @@ internal abstract class OneArgCallback
     internal abstract void Invoke(PyBorrowed arg);
 }
 
+/// <summary>
+/// The .NET side of a Python awaitable whose iterator is .NET code (see NativeTypes.NewStepper):
+/// the generator protocol, one step at a time. Each call runs with the GIL, on whichever thread
+/// Python steps it from; a Python error is returned by throwing (the trampoline raises it).
+/// </summary>
+internal abstract class StepTarget
+{
+    internal const int Yielded = 1, Returned = 0, Raised = -1;
+
+    /// <summary>One step: send <paramref name="sent"/> (None to start or resume) or, when not null,
+    /// throw <paramref name="thrown"/> (an exception instance) in. Returns <see cref="Yielded"/> or
+    /// <see cref="Returned"/> (finished) with the value, or <see cref="Raised"/> with the Python
+    /// error set; a .NET exception thrown from here is raised into Python instead.</summary>
+    internal abstract int Step(PyBorrowed sent, PyBorrowed thrown, out NewReference value);
+
+    /// <summary>close(): GeneratorExit at the current await.</summary>
+    internal abstract void Close();
+
+    /// <summary>The Python object is being freed (inside its dealloc: must not throw).</summary>
+    internal abstract void Dropped();
+}
+
 /// <summary>A .NET function Python calls with positional and keyword arguments (vectorcall).</summary>
 internal abstract class FastCallTarget
 {
@@ -67,6 +89,14 @@ internal static unsafe class Callbacks
     /// off for the code it runs, and restores it on the way out.
     /// </summary>
     [ThreadStatic] internal static bool FollowExecutionContext;
+
+    /// <summary>
+    /// What a .NET await of a Python coroutine may hand that coroutine to, to be stepped inside the
+    /// Python task whose step is running this .NET code (the asyncio layer's driver). Set only
+    /// while such a step runs .NET code directly: every entry from Python clears it for the code
+    /// it runs (Python frames in between mean another step, maybe of another task) and restores it.
+    /// </summary>
+    [ThreadStatic] internal static object? DirectAwaitTarget;
 
     private static PyMethodDef* s_noArgs;
     private static PyMethodDef* s_oneArg;
@@ -180,10 +210,11 @@ internal static unsafe class Callbacks
     /// (see TaskLocals); restore both on the way out. <see cref="Refused"/>: the .NET code must not
     /// run (a forked child, or Python finalizing); the Python error is set, return NULL.
     /// </summary>
-    private readonly ref struct CallbackScope
+    internal readonly ref struct CallbackScope
     {
         private readonly int _depth;
         private readonly bool _followed;
+        private readonly object? _directAwaitTarget;
 
         public CallbackScope()
         {
@@ -191,6 +222,8 @@ internal static unsafe class Callbacks
             if (_depth == Gil.CallbackRefused) return;
             _followed = FollowExecutionContext;
             FollowExecutionContext = false;
+            _directAwaitTarget = DirectAwaitTarget;
+            DirectAwaitTarget = null;
         }
 
         public bool Refused => _depth == Gil.CallbackRefused;
@@ -198,6 +231,7 @@ internal static unsafe class Callbacks
         public void Dispose()
         {
             if (_depth == Gil.CallbackRefused) return;
+            DirectAwaitTarget = _directAwaitTarget;
             FollowExecutionContext = _followed;
             Gil.ExitCallback(_depth);
         }

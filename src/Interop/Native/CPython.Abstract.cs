@@ -54,6 +54,13 @@ internal static unsafe partial class CPython
     [LibraryImport(Libraries.Python)]
     internal static partial NativePyObject* PyIter_Next(NativePyObject* o);
 
+    /// <summary>Sends <paramref name="arg"/> into an iterator (a coroutine's send), without a
+    /// StopIteration object for its return.</summary>
+    /// <returns>PYGEN_NEXT (yielded) or PYGEN_RETURN with a new reference in <paramref name="presult"/>,
+    /// or PYGEN_ERROR with an exception set.</returns>
+    [LibraryImport(Libraries.Python), Since(3, 10)]
+    internal static partial int PyIter_Send(NativePyObject* iter, NativePyObject* arg, NativePyObject** presult);
+
     /// <returns>New reference: the base-2/8/16 string ("0x1f"); or NULL with an exception set.</returns>
     [LibraryImport(Libraries.Python)]
     internal static partial NativePyObject* PyNumber_ToBase(NativePyObject* n, int @base);

@@ -109,6 +109,7 @@ internal static unsafe partial class CPython
     internal const int Py_tp_dealloc = 52;
     internal const int Py_tp_iternext = 63;
     internal const int Py_tp_iter = 62;
+    internal const int Py_tp_methods = 64;
     internal const int Py_tp_repr = 66;
     internal const int Py_tp_doc = 56;
     internal const int Py_tp_free = 74;

@@ -245,6 +245,32 @@ public class AwaitDotNetTests
         using var r = script["run_twice"].Call(delay);
         Assert.That(r.As<long>(), Is.EqualTo(10));
     }
+
+    // The loop a .NET function binds to is cached while Asyncio.Run's loop runs this thread; after
+    // it, a loop Python runs on the same thread must be found again, not the closed one.
+    [Test]
+    public void A_NET_function_binds_to_the_loop_running_now_before_and_after_Asyncio_Run()
+    {
+        using var whichLoop = PyFunction.CreateAsync<long, PyObject>("which_loop", async (long x, CancellationToken ct) =>
+        {
+            var loop = TaskLocals.Current!.Loop.Loop;
+            await Task.Delay(1, ct);
+            return loop;
+        });
+        using var script = Py.Run("""
+            import asyncio
+            async def same(f):
+                return (await f(0)) is asyncio.get_running_loop()
+            def python_runs(f):
+                return asyncio.run(same(f))
+            """);
+        using var same = script["same"];
+        using var pythonRuns = script["python_runs"];
+        Assert.That(pythonRuns.Call(whichLoop).As<bool>(), Is.True);
+        Assert.That(Run(async _ => await PyAwaitable.ToTask<bool>(same.Call(whichLoop))), Is.True);
+        Assert.That(pythonRuns.Call(whichLoop).As<bool>(), Is.True);
+        Assert.That(Run(async _ => await PyAwaitable.ToTask<bool>(same.Call(whichLoop))), Is.True);
+    }
 }
 
 [TestFixture]
