@@ -118,6 +118,10 @@ internal sealed unsafe class Driver : StepTarget
     private PyRef _result;
     private Exception? _error;
     private bool _claimed, _running, _finished;
+    // Asyncio.Run's main: its outcome is read from the .NET Task, so the asyncio Task only ends
+    // (with None). Raising the main's exception there as well would let a SystemExit or
+    // KeyboardInterrupt escape the loop a second time, out of the shutdown that follows.
+    private bool _outcomeIsTheWorks;
 
     private Driver() { }
 
@@ -155,7 +159,7 @@ internal sealed unsafe class Driver : StepTarget
     /// in <paramref name="context"/>, and then drives what it awaits.</summary>
     internal static NewReference StartTask(EventLoop loop, Func<Task> start, PyObject? context)
     {
-        var d = new Driver { _loop = loop, _start = start, _resultOf = &PyFuture.NoResult };
+        var d = new Driver { _loop = loop, _start = start, _resultOf = &PyFuture.NoResult, _outcomeIsTheWorks = true };
         using var stepper = NativeTypes.NewStepper(d);
         using var coroutine = PyBorrowed.Of(s_drive.Value).CallOne(stepper.Borrow());
         // The Task copies the current context when created (create_task's context= needs 3.11).
@@ -298,7 +302,7 @@ internal sealed unsafe class Driver : StepTarget
     private int Outcome(out NewReference value)
     {
         var work = _work!;
-        if (work.IsCompletedSuccessfully)
+        if (work.IsCompletedSuccessfully || _outcomeIsTheWorks)
         {
             value = _resultOf(work);
             return Returned;

@@ -130,13 +130,23 @@ internal static class PyNames
     // Completing the .NET side from inside the task's last step, instead of through a done
     // callback, saves the loop iteration that call_soon'ed done callbacks cost. The task itself
     // ends quietly (nobody retrieves its result), except for the two exceptions asyncio lets
-    // escape the loop.
+    // escape the loop: the task re-raises them, and keeps them as its outcome too, which the .NET
+    // side has already been handed; a done callback marks that outcome retrieved, or asyncio would
+    // log "Task exception was never retrieved" when the task is collected.
     private const string BridgeSource = """
+        from asyncio import current_task as _current_task
+
+        def _retrieved(task):
+            task.cancelled() or task.exception()
+
         async def run_and_report(coro, report, key):
             try:
                 result = await coro
             except (KeyboardInterrupt, SystemExit) as e:
                 report(key, False, e)
+                task = _current_task()
+                if task is not None:
+                    task.add_done_callback(_retrieved)
                 raise
             except BaseException as e:
                 report(key, False, e)
