@@ -235,7 +235,20 @@ public sealed unsafe partial class PyObject
 
     /// <summary><c>self(a1, **kwargs)</c> converted to <typeparamref name="TResult"/>, with no intermediate PyObject.</summary>
     public TResult Call<T1, TResult>(T1 a1, params ReadOnlySpan<(string Name, object? Value)> kwargs) =>
-        Invoke<T1, NoArg, NoArg, NoArg, NoArg, TResult>(null, a1, default, default, default, default, default, kwargs);
+        kwargs.IsEmpty ? CallOne<T1, TResult>(a1) : Invoke<T1, NoArg, NoArg, NoArg, NoArg, TResult>(null, a1, default, default, default, default, default, kwargs);
+
+    /// <summary>The one-argument call without keywords, the commonest of all, kept to its bare
+    /// minimum (the general path's argument buffer cost it a third more: S6 1.28x the bare call
+    /// went to 1.62x).</summary>
+    private TResult CallOne<T1, TResult>(T1 a1)
+    {
+        using var gil = Use();
+        var args = stackalloc NativePyObject*[2];
+        args[1] = PyConvert.ToPythonRaw(a1);
+        var r = VectorcallRaw(Handle, args + 1, 1);
+        CPython.Py_DecRef(args[1]);
+        return ConvertResult<TResult>(r);
+    }
 
     /// <summary><c>self(a1, a2, **kwargs)</c> converted to <typeparamref name="TResult"/>.</summary>
     public TResult Call<T1, T2, TResult>(T1 a1, T2 a2, params ReadOnlySpan<(string Name, object? Value)> kwargs) =>
